@@ -1,0 +1,28 @@
+"""Ferrite: self-hosted, cookie-free web analytics event processing.
+
+Plugin authors need only what is exported here: `hookimpl`, the `Hit` and `Event`
+records, and `ferrite.testing` for their tests.
+"""
+
+from ferrite.core.config import Config, Table, load_config
+from ferrite.core.errors import ConfigError, FerriteError, PluginError, SinkError
+from ferrite.core.event import Agent, Event, Hit
+from ferrite.core.hookspecs import hookimpl
+from ferrite.core.pipeline import Pipeline
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Agent",
+    "Config",
+    "ConfigError",
+    "Event",
+    "FerriteError",
+    "Hit",
+    "Pipeline",
+    "PluginError",
+    "SinkError",
+    "Table",
+    "hookimpl",
+    "load_config",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from ferrite.cli import main
+
+sys.exit(main())

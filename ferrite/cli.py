@@ -1,0 +1,85 @@
+"""The `ferrite` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from ferrite.core.config import load_config
+from ferrite.core.errors import FerriteError
+from ferrite.core.manager import STAGES, LoadedPlugin, Plugins
+
+
+def _stage_name(plugin: LoadedPlugin) -> str:
+    return STAGES[plugin.stage].removeprefix("ferrite_") if plugin.stage < len(STAGES) \
+        else "lifecycle"
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    plugins = Plugins(load_config(args.config))
+    ordered = plugins.in_stage_order()
+    if args.json:
+        data = {
+            "config": plugins.config.source,
+            "plugins": [
+                {
+                    "name": p.name,
+                    "stage": _stage_name(p),
+                    "source": {"kind": p.source.kind, "module": p.source.module,
+                               "distribution": p.source.distribution,
+                               "version": p.source.version},
+                    "hooks": p.hooks,
+                }
+                for p in ordered
+            ],
+        }
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"config: {plugins.config.source}")
+    width = max((len(p.name) for p in ordered), default=0)
+    for i, p in enumerate(ordered, 1):
+        print(f"{i:>2}. {p.name:<{width}}  {_stage_name(p):<11} {p.source}")
+        print(f"    {' ' * width}  hooks: {', '.join(p.hooks) or '(none)'}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    plugins = Plugins(load_config(args.config))
+    names = ", ".join(p.name for p in plugins.in_stage_order())
+    print(f"{plugins.config.source}: OK ({len(plugins.loaded)} plugins: {names})")
+    if not plugins.sinks():
+        print("warning: no plugin stores events (no ferrite_write hook); add a sink such as "
+              "'sqlite' to [pipeline] plugins", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ferrite", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("--config", metavar="PATH",
+                       help="config file (default: ./ferrite.toml, else the embedded default)")
+        return p
+
+    p = add("plugins", "list the resolved plugin chain in stage order")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_plugins)
+    add("check", "validate the config and every plugin's settings").set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except FerriteError as exc:
+        print(f"ferrite: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Loading and validating ferrite.toml.
+
+Every table is checked against a pydantic model that forbids unknown keys, and every error
+names the table, the key, the file and what would be valid, because an operator reading
+`ferrite check` output should not need to open the source to fix their config.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ferrite.core.errors import ConfigError
+
+DEFAULT_FILE = "ferrite.toml"
+EMBEDDED = "<embedded default>"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Table(BaseModel):
+    """Base for every config table: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PipelineTable(Table):
+    plugins: list[str] = Field(
+        description="Plugin names: built-in short names, entry points in group 'ferrite', "
+        "or dotted module paths."
+    )
+    batch_size: int = Field(
+        500, ge=1, le=100_000, description="Most events handed to the sinks in one batch."
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated configuration: the pipeline table plus each plugin's raw table.
+
+    Plugin tables are validated later, by the plugin manager, against each plugin's own
+    settings model (only it knows the keys).
+    """
+
+    source: str
+    pipeline: PipelineTable
+    plugin_tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def plugins(self) -> list[str]:
+        return list(self.pipeline.plugins)
+
+    def where(self, table: str) -> str:
+        return f"[{table}] in {self.source}"
+
+    def plugin_table(self, name: str) -> dict[str, Any]:
+        return self.plugin_tables.get(name, {})
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    data: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Load `path`, else ./ferrite.toml if present, else the embedded default.
+
+    `data` (a dict shaped like the TOML file) is for tests and embedding applications.
+    """
+    env = os.environ if environ is None else environ
+    if data is not None:
+        return _from_mapping(dict(data), "<mapping>", env)
+    if path is None and Path(DEFAULT_FILE).is_file():
+        path = DEFAULT_FILE
+    if path is None:
+        text = resources.files("ferrite.core").joinpath("default.toml").read_text("utf-8")
+        return _from_mapping(tomllib.loads(text), EMBEDDED, env)
+    file = Path(path)
+    try:
+        text = file.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {file} not found; pass an existing file to --config, "
+                          f"or run without it to use the embedded default") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {file}: {exc}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file} is not valid TOML: {exc}") from None
+    return _from_mapping(raw, str(file), env)
+
+
+def _from_mapping(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> Config:
+    known = {"pipeline", "plugins"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown table or key {', '.join(repr(k) for k in unknown)} in {source}; "
+            f"valid top-level tables: {', '.join(sorted(known))}"
+        )
+    raw = resolve_env(raw, env, source)
+    if "pipeline" not in raw:
+        raise ConfigError(f"{source} has no [pipeline] table; add one with "
+                          f'plugins = ["client_ip", "useragent", "bots", "session", '
+                          f'"referrer", "sqlite"]')
+    pipeline = validate_table(PipelineTable, raw["pipeline"], f"[pipeline] in {source}")
+    names = pipeline.plugins
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"[pipeline] plugins in {source} lists {', '.join(duplicates)} "
+                          f"more than once; list each plugin once")
+    tables = raw.get("plugins", {})
+    if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+        raise ConfigError(f"[plugins] in {source} must hold one table per plugin, "
+                          f"such as [plugins.sqlite]")
+    stray = sorted(set(tables) - set(names))
+    if stray:
+        raise ConfigError(
+            f"[plugins.{stray[0]}] in {source} configures a plugin that [pipeline] plugins "
+            f"does not list; listed plugins: {', '.join(names) or '(none)'}"
+        )
+    return Config(source=source, pipeline=pipeline, plugin_tables=tables)
+
+
+def validate_table(model: type[M], data: Any, where: str) -> M:
+    """Validate one table, turning pydantic's errors into messages an operator can act on."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a table, got {type(data).__name__}")
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_describe(model, err, where) for err in exc.errors())) from None
+
+
+def _describe(model: type[BaseModel], err: Any, where: str) -> str:
+    loc = ".".join(str(part) for part in err["loc"])
+    valid = ", ".join(model.model_fields) or "(none: this plugin takes no settings)"
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{loc}' in {where}; valid keys: {valid}"
+    if err["type"] == "missing":
+        return f"missing required key '{loc}' in {where}"
+    return f"key '{loc}' in {where}: {err['msg']} (got {err.get('input')!r})"
+
+
+def resolve_env(value: Any, env: Mapping[str, str], source: str, key: str = "") -> Any:
+    """Replace {"$env": "NAME"} tables and "${NAME}" inside strings with environment values,
+    so secrets stay out of the file."""
+    if isinstance(value, dict):
+        if set(value) == {"$env"}:
+            name = value["$env"]
+            if name not in env:
+                raise ConfigError(f"key '{key}' in {source} reads environment variable "
+                                  f"{name}, which is not set; set it or write the value")
+            return env[name]
+        return {k: resolve_env(v, env, source, f"{key}.{k}" if key else k)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_env(v, env, source, key) for v in value]
+    if isinstance(value, str) and "${" in value:
+        def sub(match: re.Match[str]) -> str:
+            if match[1] not in env:
+                raise ConfigError(f"key '{key}' in {source} reads environment variable "
+                                  f"{match[1]}, which is not set; set it or write the value")
+            return env[match[1]]
+        return _ENV_REF.sub(sub, value)
+    return value

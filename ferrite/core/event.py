@@ -1,0 +1,139 @@
+"""The two records that cross the chain: a raw `Hit` in, a privacy-safe `Event` out.
+
+A `Hit` carries what only the early stages may see (socket peer, every header, the full
+page URL). The pipeline builds the `Event` after the session stage from an explicit list
+of fields, so the client IP and the raw user agent cannot leak into it by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+PropValue = str | int | float | bool
+
+#: Headers that identify the visitor or the network path; enrichers never see them.
+PRIVATE_HEADERS = frozenset(
+    {
+        "user-agent",
+        "x-forwarded-for",
+        "forwarded",
+        "x-real-ip",
+        "cf-connecting-ip",
+        "true-client-ip",
+        "x-client-ip",
+        "x-cluster-client-ip",
+        "fastly-client-ip",
+        "cookie",
+        "authorization",
+        "proxy-authorization",
+        "sec-ch-ua",
+        "sec-ch-ua-full-version-list",
+        "sec-ch-ua-platform-version",
+        "sec-ch-ua-model",
+    }
+)
+
+
+def new_event_id(ts: float | None = None) -> str:
+    """A 128-bit hex id whose first 48 bits are the millisecond time, so ids sort by time
+    and SQLite's primary-key index stays append-mostly (the layout of UUIDv7)."""
+    ms = int((time.time() if ts is None else ts) * 1000)
+    return f"{ms:012x}{os.urandom(10).hex()}"
+
+
+@dataclass(slots=True)
+class Agent:
+    """The user-agent summary: all that survives of the raw string."""
+
+    browser: str = "Other"
+    os: str = "Other"
+    device: str = "other"  # desktop, mobile, tablet, bot or other
+    is_spider: bool = False
+
+
+@dataclass(slots=True)
+class Hit:
+    """One raw tracking hit, as the edge or an access-log line saw it.
+
+    `headers` has lower-case names. `peer` is the socket peer address (for a log line,
+    the logged client address). Nothing in a `Hit` is ever written by a sink.
+    """
+
+    site: str
+    url: str = ""
+    name: str = "pageview"
+    referrer: str = ""
+    props: dict[str, PropValue] = field(default_factory=dict)
+    peer: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    ts: datetime = field(default_factory=lambda: datetime.now(UTC))
+    id: str | None = None
+
+    @property
+    def user_agent(self) -> str:
+        return self.headers.get("user-agent", "")
+
+
+@dataclass(slots=True)
+class Event:
+    """A processed event, as sinks receive it. Holds no IP address and no user agent.
+
+    `url` is the full page URL for enrichers; built-in sinks store `path` instead.
+    `extra` holds fields added by enrichers (the SQLite sink makes them columns).
+    `bot` is the reason a hit was classified as a bot, or None.
+    """
+
+    id: str
+    ts: datetime
+    site: str
+    name: str
+    url: str = ""
+    path: str = "/"
+    referrer: str = ""
+    source: str = ""
+    utm_source: str = ""
+    utm_medium: str = ""
+    utm_campaign: str = ""
+    session: str = ""
+    browser: str = ""
+    os: str = ""
+    device: str = ""
+    props: dict[str, PropValue] = field(default_factory=dict)
+    extra: dict[str, PropValue] = field(default_factory=dict)
+    bot: str | None = None
+
+    def record(self) -> dict[str, object]:
+        """The flat row sinks write: the stored columns, then `extra`; never `url`."""
+        row: dict[str, object] = {
+            "id": self.id,
+            "ts": iso_utc(self.ts),
+            "site": self.site,
+            "name": self.name,
+            "path": self.path,
+            "referrer": self.referrer,
+            "source": self.source,
+            "utm_source": self.utm_source,
+            "utm_medium": self.utm_medium,
+            "utm_campaign": self.utm_campaign,
+            "session": self.session,
+            "browser": self.browser,
+            "os": self.os,
+            "device": self.device,
+            "props": self.props,
+        }
+        if self.bot is not None:
+            row["bot"] = self.bot
+        for key, value in self.extra.items():
+            row.setdefault(key, value)
+        return row
+
+
+def iso_utc(ts: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds and a Z, the one text form of time we store."""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"

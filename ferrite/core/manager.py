@@ -1,0 +1,212 @@
+"""Finding, configuring and registering the plugins a config lists.
+
+A fresh pluggy manager per `Plugins` (no global state), so tests and embedding
+applications can build several chains side by side.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import pluggy
+from pydantic import BaseModel
+
+from ferrite.core import hookspecs
+from ferrite.core.config import Config, validate_table
+from ferrite.core.errors import FerriteError, PluginError
+
+ENTRY_POINT_GROUP = "ferrite"
+
+#: Short name -> module for the built-in plugins; each is itself an ordinary plugin.
+BUILTINS: dict[str, str] = {
+    name: f"ferrite.plugins.{name}"
+    for name in ("client_ip", "useragent", "bots", "session", "referrer",
+                 "sqlite", "jsonl", "console")
+}
+
+#: The per-hit hooks and the sink hooks, in the order the pipeline calls them.
+STAGES: tuple[str, ...] = (
+    "ferrite_client_ip",
+    "ferrite_user_agent",
+    "ferrite_bot_reason",
+    "ferrite_session",
+    "ferrite_enrich",
+    "ferrite_write",
+    "ferrite_write_bots",
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a plugin came from, for `ferrite plugins` and error messages."""
+
+    kind: str  # "built-in", "entry point" or "module"
+    module: str
+    distribution: str | None = None
+    version: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "entry point":
+            return f"entry point from {self.distribution} {self.version} ({self.module})"
+        return f"{self.kind} ({self.module})"
+
+
+@dataclass
+class LoadedPlugin:
+    name: str
+    source: Source
+    obj: object  # what is registered with pluggy: the module or its ferrite_plugin object
+    settings: BaseModel | None
+    hooks: list[str] = field(default_factory=list)
+
+    @property
+    def stage(self) -> int:
+        indexes = [STAGES.index(h) for h in self.hooks if h in STAGES]
+        return min(indexes, default=len(STAGES))
+
+
+def find_plugin(name: str) -> tuple[ModuleType, Source]:
+    """Resolve a name from [pipeline] plugins: built-in, then entry point, then module path."""
+    if name in BUILTINS:
+        return importlib.import_module(BUILTINS[name]), Source("built-in", BUILTINS[name])
+    for ep in md.entry_points(group=ENTRY_POINT_GROUP, name=name):
+        try:
+            module = ep.load()
+        except Exception as exc:
+            raise PluginError(f"plugin '{name}': entry point {ep.value} failed to load: "
+                              f"{exc!r}") from exc
+        dist = ep.dist
+        return module, Source("entry point", ep.value,
+                              dist.name if dist else None, dist.version if dist else None)
+    if "." in name or ":" in name:
+        module_name, _, attr = name.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                raise PluginError(f"plugin '{name}': no module named {module_name!r} on the "
+                                  f"Python path; install it or fix the dotted path") from None
+            raise PluginError(f"plugin '{name}' failed to import: {exc!r}") from exc
+        except Exception as exc:
+            raise PluginError(f"plugin '{name}' failed to import: {exc!r}") from exc
+        if attr:
+            try:
+                module = getattr(module, attr)
+            except AttributeError:
+                raise PluginError(f"plugin '{name}': module {module_name} has no "
+                                  f"attribute {attr!r}") from None
+        return module, Source("module", name)
+    installed = sorted(ep.name for ep in md.entry_points(group=ENTRY_POINT_GROUP))
+    raise PluginError(
+        f"unknown plugin '{name}'; built-in plugins: {', '.join(BUILTINS)}; installed "
+        f"entry points: {', '.join(installed) or '(none)'}; or give a dotted module path"
+    )
+
+
+class Plugins:
+    """The configured plugins, registered with one pluggy manager.
+
+    Plugins are registered in reverse list order because pluggy calls implementations
+    last-registered-first: within one stage they then run in the order the config lists.
+    """
+
+    def __init__(self, config: Config, extra: list[tuple[str, object]] | None = None) -> None:
+        self.config = config
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.loaded: dict[str, LoadedPlugin] = {}
+        wanted = [(n, None) for n in config.plugins] + [(n, o) for n, o in (extra or [])]
+        errors: dict[str, str] = {}
+        for name, obj in reversed(wanted):
+            try:
+                self._load(name, obj)
+            except FerriteError as exc:  # report every broken plugin at once
+                errors[name] = str(exc)
+        if errors:
+            order = [n for n, _ in wanted]
+            raise PluginError("\n".join(errors[n] for n in order if n in errors))
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin '{exc.plugin_name}': {exc}; hook names must be "
+                              f"one of: {', '.join(self.hook_names())}") from None
+
+    @property
+    def hook(self) -> Any:
+        return self.pm.hook
+
+    @staticmethod
+    def hook_names() -> list[str]:
+        return [n for n in dir(hookspecs) if n.startswith("ferrite_")]
+
+    def _load(self, name: str, obj: object | None) -> None:
+        if obj is None:
+            try:
+                module, source = find_plugin(name)
+            except PluginError as exc:
+                raise PluginError(f"{exc} (in [pipeline] plugins in {self.config.source})"
+                                  ) from exc.__cause__
+        else:
+            label = obj.__name__ if isinstance(obj, ModuleType) else type(obj).__qualname__
+            module, source = obj, Source("module", label)
+        self._register(name, module)
+        settings = self._settings(name, module)
+        factory = self._own_impl(module, "ferrite_plugin")
+        if factory is not None:
+            try:
+                instance = factory.function(settings=settings, config=self.config)
+            except Exception as exc:
+                raise PluginError(f"plugin '{name}': ferrite_plugin failed: {exc}") from exc
+            if instance is not None:
+                self.pm.unregister(module)
+                self._register(name, instance)
+                module = instance
+        hooks = [impl_name for impl_name in self.hook_names()
+                 if any(i.plugin is module for i in getattr(self.pm.hook, impl_name)
+                        .get_hookimpls())]
+        self.loaded[name] = LoadedPlugin(name, source, module, settings, hooks)
+
+    def _register(self, name: str, obj: object) -> None:
+        try:
+            self.pm.register(obj, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin '{name}': {exc}") from None
+        except ValueError as exc:
+            raise PluginError(f"plugin '{name}' cannot be registered: {exc}") from None
+
+    def _own_impl(self, obj: object, hook_name: str) -> Any:
+        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+        return next((i for i in impls if i.plugin is obj), None)
+
+    def _settings(self, name: str, module: object) -> BaseModel | None:
+        where = self.config.where(f"plugins.{name}")
+        table = self.config.plugin_table(name)
+        declared = self._own_impl(module, "ferrite_settings")
+        model = declared.function() if declared is not None else None
+        if model is None:
+            if table:
+                raise PluginError(f"{where}: plugin '{name}' takes no settings, but the "
+                                  f"table sets {', '.join(sorted(table))}; remove them")
+            return None
+        return validate_table(model, table, where)
+
+    def in_stage_order(self) -> list[LoadedPlugin]:
+        order = list(self.config.plugins)
+        plugins = list(self.loaded.values())
+        return sorted(plugins, key=lambda p: (p.stage, order.index(p.name)
+                                              if p.name in order else len(order)))
+
+    def sinks(self) -> list[tuple[str, Any]]:
+        """(name, write function) for each sink, in config order, to call one at a time."""
+        return self._impls("ferrite_write")
+
+    def bot_sinks(self) -> list[tuple[str, Any]]:
+        return self._impls("ferrite_write_bots")
+
+    def _impls(self, hook_name: str) -> list[tuple[str, Any]]:
+        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+        return [(i.plugin_name, i.function) for i in reversed(impls)]

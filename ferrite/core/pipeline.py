@@ -1,0 +1,207 @@
+"""Running hits through the hook chain and handing the results to the sinks.
+
+The stage order is fixed here, not by the config list: client IP, user agent, bot check,
+session, then enrichers see an `Event` built field by field from the hit, so the IP and
+the raw user agent stop at the session stage. Sinks are called one at a time, so a failing
+sink is named and the others still receive the batch.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from itertools import islice
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from ferrite.core.config import Config, load_config
+from ferrite.core.errors import SinkError
+from ferrite.core.event import PRIVATE_HEADERS, Agent, Event, Hit, new_event_id
+from ferrite.core.manager import Plugins
+from ferrite.core.metrics import Metrics
+
+UNKNOWN_AGENT = Agent()
+ENRICH_FAILED = "enrich_failed"
+
+
+@dataclass
+class Processed:
+    """What the chain made of a group of hits."""
+
+    events: list[Event] = field(default_factory=list)
+    bots: list[Event] = field(default_factory=list)
+    discarded: Counter[str] = field(default_factory=Counter)
+
+    def __len__(self) -> int:
+        return len(self.events) + len(self.bots) + sum(self.discarded.values())
+
+
+@dataclass
+class Totals:
+    """Counts from `Pipeline.run`."""
+
+    events: int = 0
+    bots: int = 0
+    discarded: Counter[str] = field(default_factory=Counter)
+
+
+def public_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers enrichers may see: everything but identity and forwarding headers."""
+    return {k: v for k, v in headers.items() if k not in PRIVATE_HEADERS}
+
+
+def url_path(url: str) -> str:
+    try:
+        return urlsplit(url).path or "/"
+    except ValueError:
+        return "/"
+
+
+class Pipeline:
+    """One configured chain. Use as a context manager, or call `start` and `close`."""
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        extra_plugins: list[tuple[str, object]] | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.config = config or load_config()
+        self.plugins = Plugins(self.config, extra_plugins)
+        self.metrics = metrics or Metrics()
+        self.batch_size = self.config.pipeline.batch_size
+        hook = self.plugins.hook
+        self._client_ip = hook.ferrite_client_ip
+        self._user_agent = hook.ferrite_user_agent
+        self._bot_reason = hook.ferrite_bot_reason
+        self._session = hook.ferrite_session
+        self._enrichers = [(i.plugin_name, i.function, i.argnames)
+                           for i in reversed(hook.ferrite_enrich.get_hookimpls())]
+        self._sinks = self.plugins.sinks()
+        self._bot_sinks = self.plugins.bot_sinks()
+        self.started = False
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.plugins.hook.ferrite_startup()
+        self.started = True
+
+    def close(self) -> None:
+        """Shut every plugin down, even when one of them fails, then report the failures."""
+        failures: dict[str, BaseException] = {}
+        for impl in reversed(self.plugins.hook.ferrite_shutdown.get_hookimpls()):
+            try:
+                impl.function()
+            except Exception as exc:
+                failures[impl.plugin_name] = exc
+        self.started = False
+        if failures:
+            raise SinkError(failures)
+
+    def __enter__(self) -> Pipeline:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # --- the chain ------------------------------------------------------------------------
+
+    def process(self, hits: Iterable[Hit]) -> Processed:
+        out = Processed()
+        for hit in hits:
+            self._process_one(hit, out)
+        self.metrics.inc("received", len(out))
+        for reason, n in out.discarded.items():
+            self.metrics.inc("discarded", n, reason=reason)
+        for event in out.bots:
+            self.metrics.inc("discarded", reason=f"bot:{event.bot}")
+        return out
+
+    def _process_one(self, hit: Hit, out: Processed) -> None:
+        client_ip = self._client_ip(peer=hit.peer, headers=hit.headers) or hit.peer
+        agent = self._user_agent(user_agent=hit.user_agent) or UNKNOWN_AGENT
+        event = Event(
+            id=hit.id or new_event_id(hit.ts.timestamp()),
+            ts=hit.ts,
+            site=hit.site,
+            name=hit.name,
+            url=hit.url,
+            path=url_path(hit.url),
+            referrer=hit.referrer,
+            browser=agent.browser,
+            os=agent.os,
+            device=agent.device,
+            props=dict(hit.props),
+        )
+        reason = self._bot_reason(hit=hit, agent=agent)
+        if reason:
+            event.bot = reason
+            out.bots.append(event)
+            return
+        event.session = self._session(hit=hit, client_ip=client_ip) or ""
+        if self._enrichers:
+            discard = self._enrich(event, public_headers(hit.headers))
+            if discard:
+                out.discarded[discard] += 1
+                return
+        out.events.append(event)
+
+    def _enrich(self, event: Event, headers: dict[str, str]) -> str | None:
+        kwargs: dict[str, Any] = {"event": event, "headers": headers}
+        for name, function, argnames in self._enrichers:
+            try:
+                reason = function(*[kwargs[a] for a in argnames])
+            except Exception:
+                # Keep the event: an enricher's bug must not lose a visitor's hit.
+                self.metrics.inc("errors", component=name, stage="enrich")
+                continue
+            if reason:
+                return str(reason)
+        return None
+
+    # --- sinks ----------------------------------------------------------------------------
+
+    def write(self, processed: Processed) -> None:
+        """Hand events to every sink and bot events to the sinks that keep them.
+
+        Raises `SinkError` naming each sink that failed, after all sinks had their turn.
+        """
+        failures: dict[str, BaseException] = {}
+        for batch, sinks in ((processed.events, self._sinks), (processed.bots, self._bot_sinks)):
+            if not batch:
+                continue
+            for name, write in sinks:
+                try:
+                    write(events=batch)
+                except Exception as exc:
+                    failures[name] = exc
+                    self.metrics.inc("errors", component=name, stage="write")
+                else:
+                    self.metrics.inc("sent", len(batch), component=name)
+        if processed.events:
+            self.metrics.inc("batches")
+        if failures:
+            raise SinkError(failures)
+
+    def run(self, hits: Iterable[Hit]) -> Totals:
+        """Process and write `hits` in batches of `batch_size`, keeping memory flat."""
+        totals = Totals()
+        for chunk in _chunks(hits, self.batch_size):
+            processed = self.process(chunk)
+            self.write(processed)
+            totals.events += len(processed.events)
+            totals.bots += len(processed.bots)
+            totals.discarded.update(processed.discarded)
+        return totals
+
+
+def _chunks(items: Iterable[Hit], size: int) -> Iterator[list[Hit]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk

@@ -1,0 +1,1 @@
+"""Built-in plugins, one small module each; the pipeline treats them like any other."""
