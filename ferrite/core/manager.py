@@ -69,6 +69,10 @@ class LoadedPlugin:
         return min(indexes, default=len(STAGES))
 
 
+def _one_line(exc: Exception) -> str:
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
 def find_plugin(name: str) -> tuple[ModuleType, Source]:
     """Resolve a name from [pipeline] plugins: built-in, then entry point, then module path."""
     if name in BUILTINS:
@@ -82,8 +86,8 @@ def find_plugin(name: str) -> tuple[ModuleType, Source]:
         dist = ep.dist
         return module, Source("entry point", ep.value,
                               dist.name if dist else None, dist.version if dist else None)
-    if "." in name or ":" in name:
-        module_name, _, attr = name.partition(":")
+    module_name, _, attr = name.partition(":")
+    if all(part.isidentifier() for part in module_name.split(".")):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -132,7 +136,8 @@ class Plugins:
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
-            raise PluginError(f"plugin '{exc.plugin_name}': {exc}; hook names must be "
+            name = self.pm.get_name(exc.plugin)
+            raise PluginError(f"plugin '{name}': {_one_line(exc)}; hook names must be "
                               f"one of: {', '.join(self.hook_names())}") from None
 
     @property
@@ -174,7 +179,7 @@ class Plugins:
         try:
             self.pm.register(obj, name=name)
         except pluggy.PluginValidationError as exc:
-            raise PluginError(f"plugin '{name}': {exc}") from None
+            raise PluginError(f"plugin '{name}': {_one_line(exc)}") from None
         except ValueError as exc:
             raise PluginError(f"plugin '{name}' cannot be registered: {exc}") from None
 

@@ -22,17 +22,27 @@ from ferrite.core.event import Agent, Hit
 from ferrite.core.hookspecs import hookimpl
 
 Layer = Literal["prefetch", "referrer_spam", "spider", "crawler_list", "automation",
-                "implausible", "custom"]
+                "keyword", "contact", "implausible", "custom"]
 ALL_LAYERS: tuple[Layer, ...] = ("prefetch", "referrer_spam", "spider", "crawler_list",
-                                 "automation", "implausible", "custom")
+                                 "automation", "keyword", "contact", "implausible", "custom")
 
+#: Headless browsers, test drivers and page-speed tools that run a real engine.
 AUTOMATION = re.compile(
     r"headless|phantomjs|slimerjs|selenium|webdriver|puppeteer|playwright|cypress|jsdom"
-    r"|nightmare|zombie\.js|htmlunit|lighthouse|pagespeed|gtmetrix|electron/\S+ .*bot",
+    r"|nightmare|zombie\.js|htmlunit|lighthouse|page ?speed|gtmetrix|\bptst\b|dareboost"
+    r"|google[- ](?:adwords|publisher|structured|read-aloud|inspection|site)",
     re.IGNORECASE,
 )
+#: Words that no browser puts in its user agent but most robots do ("Cubot" is a phone).
+KEYWORD = re.compile(
+    r"(?<!cu)bot\b|bot[/_ -]|crawl|spider|scraper|monitor|checker|fetcher|scanner|validator"
+    r"|sitemap|archiver|analy[sz]er|cloudview|preview",
+    re.IGNORECASE,
+)
+#: Robots sign their user agent with a URL or an e-mail address; browsers never do.
+CONTACT = re.compile(r"https?://|\bwww\.|[\w.+-]+@[\w-]+\.[a-z]{2,}", re.IGNORECASE)
 #: Every browser since the 1990s opens with one of these product tokens.
-BROWSER_PREFIX = re.compile(r"^(Mozilla|Opera)/\d")
+BROWSER_PREFIX = re.compile(r"^\"?(Mozilla|Opera)/\d")
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -107,6 +117,10 @@ class Bots:
             return "crawler_list"
         if "automation" in layers and AUTOMATION.search(ua):
             return "automation"
+        if "keyword" in layers and KEYWORD.search(ua):
+            return "keyword"
+        if "contact" in layers and CONTACT.search(ua):
+            return "contact"
         if "custom" in layers and self.custom is not None and self.custom.search(ua):
             return "custom"
         if "implausible" in layers and not BROWSER_PREFIX.match(ua):

@@ -55,7 +55,8 @@ def test_bad_column_is_a_config_error(tmp_path):
 def test_path_is_required(tmp_path):
     config = chain(tmp_path / "e.csv")
     del config["plugins"]["csv"]["path"]
-    with pytest.raises(ferrite.PluginError, match=r"missing required key 'path' in \[plugins.csv\]"):
+    with pytest.raises(ferrite.PluginError,
+                       match=r"missing required key .path. in \[plugins.csv\]"):
         run_chain([], config)
 
 

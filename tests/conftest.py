@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path) -> Path:
+    """Run the test with the working directory in a fresh folder (no ferrite.toml there)."""
+    old = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(old)
+
+
+def sqlite_config(db: Path, *plugins: str, **sqlite: object) -> dict:
+    names = list(plugins) or ["client_ip", "useragent", "bots", "session", "referrer"]
+    return {"pipeline": {"plugins": [*names, "sqlite"]},
+            "plugins": {"sqlite": {"path": str(db), **sqlite}}}
