@@ -91,23 +91,23 @@ def find_plugin(name: str) -> tuple[ModuleType, Source]:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                raise PluginError(f"plugin '{name}': no module named {module_name!r} on the "
-                                  f"Python path; install it or fix the dotted path") from None
-            raise PluginError(f"plugin '{name}' failed to import: {exc!r}") from exc
+            if not (exc.name and module_name.startswith(exc.name)):
+                raise PluginError(f"plugin '{name}' failed to import: {exc!r}") from exc
         except Exception as exc:
             raise PluginError(f"plugin '{name}' failed to import: {exc!r}") from exc
-        if attr:
+        else:
+            if not attr:
+                return module, Source("module", name)
             try:
-                module = getattr(module, attr)
+                return getattr(module, attr), Source("module", name)
             except AttributeError:
                 raise PluginError(f"plugin '{name}': module {module_name} has no "
                                   f"attribute {attr!r}") from None
-        return module, Source("module", name)
     installed = sorted(ep.name for ep in md.entry_points(group=ENTRY_POINT_GROUP))
     raise PluginError(
-        f"unknown plugin '{name}'; built-in plugins: {', '.join(BUILTINS)}; installed "
-        f"entry points: {', '.join(installed) or '(none)'}; or give a dotted module path"
+        f"unknown plugin '{name}': not a built-in plugin ({', '.join(BUILTINS)}), not an "
+        f"installed entry point ({', '.join(installed) or 'none installed'}), and no module "
+        f"of that name can be imported; fix the name or install the plugin"
     )
 
 

@@ -52,6 +52,15 @@ def public_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k not in PRIVATE_HEADERS}
 
 
+def without_query(url: str) -> str:
+    """scheme://host/path of a URL, or "" when it is not one."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname}{parts.path}" if parts.hostname else ""
+    except ValueError:
+        return ""
+
+
 def url_path(url: str) -> str:
     try:
         return urlsplit(url).path or "/"
@@ -141,7 +150,9 @@ class Pipeline:
         )
         reason = self._bot_reason(hit=hit, agent=agent)
         if reason:
+            # Bots skip the enrichers, so cut the referrer here: its query may carry anything.
             event.bot = reason
+            event.referrer = without_query(hit.referrer)
             out.bots.append(event)
             return
         event.session = self._session(hit=hit, client_ip=client_ip) or ""
@@ -173,7 +184,8 @@ class Pipeline:
         Raises `SinkError` naming each sink that failed, after all sinks had their turn.
         """
         failures: dict[str, BaseException] = {}
-        for batch, sinks in ((processed.events, self._sinks), (processed.bots, self._bot_sinks)):
+        for batch, sinks, stage in ((processed.events, self._sinks, "write"),
+                                    (processed.bots, self._bot_sinks, "write_bots")):
             if not batch:
                 continue
             for name, write in sinks:
@@ -181,9 +193,9 @@ class Pipeline:
                     write(events=batch)
                 except Exception as exc:
                     failures[name] = exc
-                    self.metrics.inc("errors", component=name, stage="write")
+                    self.metrics.inc("errors", component=name, stage=stage)
                 else:
-                    self.metrics.inc("sent", len(batch), component=name)
+                    self.metrics.inc("sent", len(batch), component=name, stage=stage)
         if processed.events:
             self.metrics.inc("batches")
         if failures:
