@@ -129,7 +129,8 @@ def test_unknown_layer_is_a_config_error():
 
 
 def test_bots_never_reach_sinks_and_are_counted_by_reason():
-    hits = [make_hit(), make_hit(user_agent=GOOGLEBOT), make_hit(user_agent="python-requests/2.31.0"),
+    hits = [make_hit(), make_hit(user_agent=GOOGLEBOT),
+            make_hit(user_agent="python-requests/2.31.0"),
             make_hit(headers={"x-purpose": "preview"})]
     result = run_chain(hits)
     assert len(result.events) == 1
