@@ -32,6 +32,7 @@ class Settings(Table):
     )
 
 
+@lru_cache(maxsize=65_536)  # visitors repeat; ipaddress parsing is the costly part
 def parse_ip(text: str) -> IPAddress | None:
     """An address from a header or peer value: strips brackets, ports, quotes and zone ids,
     and unwraps IPv4-mapped IPv6 so one visitor has one form."""

@@ -1,0 +1,73 @@
+"""The ferrite command: plugins and check, as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def ferrite(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "ferrite", *args], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+def test_plugins_lists_the_chain_in_stage_order(in_tmp):
+    (in_tmp / "ferrite.toml").write_text(
+        '[pipeline]\nplugins = ["sqlite", "referrer", "client_ip", "session"]\n')
+    out = ferrite("plugins", cwd=in_tmp)
+    assert out.returncode == 0, out.stderr
+    names = [line.split()[1] for line in out.stdout.splitlines() if line[:3].strip().endswith(".")]
+    assert names == ["client_ip", "session", "referrer", "sqlite"]
+    assert "built-in (ferrite.plugins.sqlite)" in out.stdout
+    assert "hooks: ferrite_shutdown, ferrite_startup, ferrite_write" in out.stdout
+
+
+def test_plugins_json(in_tmp):
+    out = ferrite("plugins", "--json", cwd=in_tmp)
+    data = json.loads(out.stdout)
+    assert data["config"] == "<embedded default>"
+    assert [p["name"] for p in data["plugins"]] == ["client_ip", "useragent", "bots", "session",
+                                                     "referrer", "sqlite"]
+    assert data["plugins"][0] == {
+        "name": "client_ip", "stage": "client_ip", "hooks": ["ferrite_client_ip"],
+        "source": {"kind": "built-in", "module": "ferrite.plugins.client_ip",
+                   "distribution": None, "version": None}}
+
+
+def test_plugins_shows_module_path_plugins(in_tmp):
+    (in_tmp / "my_enricher.py").write_text(
+        "import ferrite\n@ferrite.hookimpl\ndef ferrite_enrich(event):\n    pass\n")
+    (in_tmp / "ferrite.toml").write_text('[pipeline]\nplugins = ["my_enricher"]\n')
+    out = ferrite("plugins", "--json", cwd=in_tmp)
+    (plugin,) = json.loads(out.stdout)["plugins"]
+    assert plugin["source"]["kind"] == "module" and plugin["stage"] == "enrich"
+
+
+def test_check_ok(in_tmp):
+    out = ferrite("check", cwd=in_tmp)
+    assert out.returncode == 0
+    assert out.stdout.startswith("<embedded default>: OK (6 plugins")
+    assert not (in_tmp / "ferrite.db").exists(), "check must not touch storage"
+
+
+def test_check_warns_without_a_sink(in_tmp):
+    (in_tmp / "ferrite.toml").write_text('[pipeline]\nplugins = ["bots"]\n')
+    out = ferrite("check", cwd=in_tmp)
+    assert out.returncode == 0 and "no plugin stores events" in out.stderr
+
+
+def test_check_fails_with_every_problem_listed(in_tmp):
+    (in_tmp / "bad.toml").write_text(
+        '[pipeline]\nplugins = ["client_ip", "sqlite"]\n'
+        '[plugins.sqlite]\npth = "x.db"\n[plugins.client_ip]\ntrusted_proxies = ["nope"]\n')
+    out = ferrite("check", "--config", "bad.toml", cwd=in_tmp)
+    assert out.returncode == 1
+    assert out.stderr.startswith("ferrite: error: ")
+    assert "trusted_proxies" in out.stderr and "unknown key 'pth'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_missing_config_file(in_tmp):
+    out = ferrite("check", "--config", "nope.toml", cwd=in_tmp)
+    assert out.returncode == 1 and "config file nope.toml not found" in out.stderr
