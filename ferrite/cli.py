@@ -55,6 +55,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ferrite.edge import server  # the web stack loads only for this command
+
+    return server.main(load_config(args.config), args.config, bind=args.bind,
+                       workers=args.workers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ferrite", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -69,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_plugins)
     add("check", "validate the config and every plugin's settings").set_defaults(func=cmd_check)
+    p = add("serve", "run the edge server (pixel, script and event endpoints)")
+    p.add_argument("--bind", metavar="HOST:PORT", help="listen address (default: [edge] bind, "
+                   "127.0.0.1:8000); port 0 picks a free port")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="processes sharing the socket (default: [edge] workers, 1)")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

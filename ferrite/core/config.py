@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError
 
 from ferrite.core.errors import ConfigError
 
@@ -43,6 +43,40 @@ class PipelineTable(Table):
     )
 
 
+class EdgeTable(Table):
+    """`[edge]`: the HTTP server. Plain data here; ferrite.edge reads it."""
+
+    bind: str = Field("127.0.0.1:8000", pattern=r"^(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):\d{1,5}$",
+                      description="HOST:PORT to listen on; port 0 picks a free one.")
+    workers: int = Field(1, ge=1, le=64, description="Processes sharing the listening socket.")
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Proxies whose forwarding headers are believed (default for "
+        "[plugins.client_ip] trusted_proxies).",
+    )
+    sites: list[str] = Field(default_factory=list,
+                             description="Site domains to accept; empty accepts any.")
+    cors_origins: list[str] = Field(default_factory=list,
+                                    description="Origins allowed to post events; empty allows any.")
+    ack: Literal["stored", "queued"] = Field(
+        "stored", description="Answer after every sink stored the events, or on enqueue.")
+    queue_size: int = Field(1000, ge=1, le=1_000_000,
+                            description="Requests waiting for the writer before 503s.")
+    max_body_bytes: int = Field(65_536, ge=1024, le=16 * 1024 * 1024)
+    max_events: int = Field(100, ge=1, le=10_000, description="Events in one POST.")
+    max_props: int = Field(30, ge=0, le=1000, description="Props on one event.")
+    max_prop_key: int = Field(300, ge=1, le=10_000, description="Characters in a prop key.")
+    max_prop_value: int = Field(2000, ge=1, le=100_000,
+                                description="Characters in a prop value.")
+    max_url: int = Field(2048, ge=64, le=65_536, description="Characters in a URL or referrer.")
+    graceful_timeout: float = Field(10.0, ge=0, le=600,
+                                    description="Seconds in-flight requests get at shutdown.")
+    read_timeout: int = Field(10, ge=1, le=600,
+                              description="Seconds a client may take to send its request.")
+    keep_alive_timeout: float = Field(5.0, ge=0, le=600)
+    retry_after: int = Field(1, ge=1, le=3600, description="Retry-After seconds on 503.")
+
+
 @dataclass(frozen=True)
 class Config:
     """A validated configuration: the pipeline table plus each plugin's raw table.
@@ -54,6 +88,7 @@ class Config:
     source: str
     pipeline: PipelineTable
     plugin_tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    edge: EdgeTable = field(default_factory=EdgeTable)
 
     @property
     def plugins(self) -> list[str]:
@@ -100,7 +135,7 @@ def load_config(
 
 
 def _from_mapping(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> Config:
-    known = {"pipeline", "plugins"}
+    known = {"pipeline", "plugins", "edge"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(
@@ -128,7 +163,8 @@ def _from_mapping(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> C
             f"[plugins.{stray[0]}] in {source} configures a plugin that [pipeline] plugins "
             f"does not list; listed plugins: {', '.join(names) or '(none)'}"
         )
-    return Config(source=source, pipeline=pipeline, plugin_tables=tables)
+    edge = validate_table(EdgeTable, raw.get("edge", {}), f"[edge] in {source}")
+    return Config(source=source, pipeline=pipeline, plugin_tables=tables, edge=edge)
 
 
 def validate_table(model: type[M], data: Any, where: str) -> M:

@@ -22,9 +22,10 @@ HeaderName = Literal["x-forwarded-for", "forwarded", "x-real-ip", "cf-connecting
 
 
 class Settings(Table):
-    trusted_proxies: list[IPvAnyNetwork] = Field(
-        default_factory=list,
-        description="CIDR ranges of the proxies in front of Ferrite; empty trusts none.",
+    trusted_proxies: list[IPvAnyNetwork] | None = Field(
+        None,
+        description="CIDR ranges of the proxies in front of Ferrite; default: [edge] "
+        "trusted_proxies; empty trusts none.",
     )
     headers: list[HeaderName] = Field(
         default_factory=lambda: ["x-forwarded-for", "forwarded", "x-real-ip"],
@@ -63,8 +64,9 @@ def forwarded_for(value: str) -> list[str]:
 
 
 class ClientIp:
-    def __init__(self, settings: Settings) -> None:
-        self.networks = list(settings.trusted_proxies)
+    def __init__(self, settings: Settings, default_proxies: list[IPvAnyNetwork] = ()) -> None:
+        proxies = settings.trusted_proxies
+        self.networks = list(default_proxies if proxies is None else proxies)
         self.headers = list(settings.headers)
         self._trusted = lru_cache(maxsize=4096)(self._is_trusted)
 
@@ -111,4 +113,4 @@ def ferrite_settings() -> type[Settings]:
 
 @hookimpl
 def ferrite_plugin(settings: Settings, config: Config) -> ClientIp:
-    return ClientIp(settings)
+    return ClientIp(settings, config.edge.trusted_proxies)

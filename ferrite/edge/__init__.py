@@ -1,0 +1,1 @@
+"""The HTTP edge: quart-trio app, hypercorn serving, Prometheus metrics."""

@@ -1,0 +1,119 @@
+"""Serving the edge app with hypercorn's trio worker, in one process or several.
+
+One process: programmatic `hypercorn.trio.serve`, SIGINT/SIGTERM trigger a graceful stop
+(listeners close, in-flight requests finish, the stream drains, sinks close). Several:
+the listening socket is bound here, then hypercorn's own runner starts N spawned workers
+that share it and stops them gracefully on the same signals.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from dataclasses import replace
+from functools import partial
+from typing import TextIO
+
+import trio
+from hypercorn.config import Config as HyperConfig
+from hypercorn.run import run as hypercorn_run
+from hypercorn.trio import serve as hypercorn_serve
+
+from ferrite.core.config import Config, EdgeTable
+from ferrite.core.manager import Plugins
+from ferrite.edge.app import create_app
+
+CONFIG_ENV = "FERRITE_CONFIG"
+HEADER_LIMIT = 16 * 1024  # bytes of request line + headers; larger requests are cut off
+
+
+def hypercorn_config(edge: EdgeTable) -> HyperConfig:
+    """Deliberate server settings: hypercorn's Config silently ignores unknown keys, so
+    ours are validated in [edge] first and set here one by one."""
+    hc = HyperConfig()
+    hc.bind = [edge.bind]
+    hc.worker_class = "trio"
+    hc.workers = edge.workers
+    hc.accesslog = None  # an access log would record every visitor's IP address
+    hc.errorlog = logging.getLogger("hypercorn.error")
+    hc.loglevel = "WARNING"
+    hc.graceful_timeout = edge.graceful_timeout
+    hc.read_timeout = edge.read_timeout
+    hc.keep_alive_timeout = edge.keep_alive_timeout
+    hc.h11_max_incomplete_size = HEADER_LIMIT
+    hc.h2_max_header_list_size = HEADER_LIMIT
+    hc.include_server_header = False
+    return hc
+
+
+def banner(config: Config, url: str, out: TextIO) -> None:
+    """What a newcomer needs after `ferrite serve`: the URL, the snippets, where data goes."""
+    plugins = Plugins(config)
+    stores = []
+    for name, _ in plugins.sinks():
+        settings = plugins.loaded[name].settings
+        path = getattr(settings, "path", None)
+        stores.append(f"{name} -> {os.path.abspath(path)}" if path else name)
+    site = next(iter(config.edge.sites), "example.com")
+    lines = [
+        f"Ferrite is listening on {url}",
+        f"  config:   {config.source}",
+        f"  storage:  {', '.join(stores) or 'no sink configured: events are dropped'}",
+        f"  workers:  {config.edge.workers}, ack = {config.edge.ack}",
+        "  embed in your pages:",
+        f'    <script defer src="{url}/script.js" data-site="{site}"></script>',
+        f'    <noscript><img src="{url}/p.gif?d={site}" alt="" width="1" height="1"></noscript>',
+        f"  health:   {url}/healthz  {url}/readyz  {url}/metrics",
+    ]
+    print("\n".join(lines), file=out, flush=True)
+
+
+async def serve(config: Config, *, out: TextIO = sys.stdout,
+                task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve in this process until SIGINT or SIGTERM, then stop gracefully."""
+    app = create_app(config)
+    hc = hypercorn_config(config.edge)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+
+        async def shutdown_trigger() -> None:
+            async for _ in signals:
+                return
+
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(partial(hypercorn_serve, app, hc,
+                                                shutdown_trigger=shutdown_trigger))
+            banner(config, binds[0], out)
+            task_status.started(binds)
+
+
+def run_workers(config: Config, config_path: str | None, out: TextIO = sys.stdout) -> int:
+    """Bind once, then let hypercorn run `workers` processes on the shared socket."""
+    hc = hypercorn_config(config.edge)
+    sockets = hc.create_sockets()
+    (sock,) = sockets.insecure_sockets
+    sock.listen(hc.backlog)  # connections wait in the backlog until a worker accepts them
+    host, port = sock.getsockname()[:2]
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    hc.bind = [f"fd://{sock.fileno()}"]
+    hc.application_path = "ferrite.edge.worker:app"
+    os.environ[CONFIG_ENV] = os.path.abspath(config_path) if config_path else ""
+    banner(config, url, out)
+    return hypercorn_run(hc)
+
+
+def main(config: Config, config_path: str | None, *, bind: str | None,
+         workers: int | None) -> int:
+    updates = {k: v for k, v in (("bind", bind), ("workers", workers)) if v is not None}
+    if updates:
+        from ferrite.core.config import validate_table
+
+        edge = validate_table(EdgeTable, {**config.edge.model_dump(mode="json"), **updates},
+                              "the command line")
+        config = replace(config, edge=edge)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if config.edge.workers > 1:
+        return run_workers(config, config_path)
+    trio.run(serve, config)
+    return 0
