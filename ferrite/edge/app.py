@@ -140,7 +140,7 @@ def create_app(config: Config, *, pipeline: Pipeline | None = None) -> QuartTrio
             event = pixel_event(request.args, request.headers.get("Referer", ""), edge)
         except BadInput as error:
             return reject(error)
-        failure, filtered = await accept([event])
+        failure, _ = await accept([event])
         if failure is not None:
             return failure
         response = Response(PIXEL, mimetype="image/gif")

@@ -132,9 +132,8 @@ def check_props(value: Any, field: str, limits: EdgeTable) -> dict[str, PropValu
             raise BadInput(where, f"{field} key {key[:40]!r} must be 1 to "
                                   f"{limits.max_prop_key} printable characters",
                            reason="bad_prop")
-        if isinstance(item, bool) or isinstance(item, int) and abs(item) < 2**53:
-            props[key] = item
-        elif isinstance(item, float) and math.isfinite(item):
+        if (isinstance(item, bool) or (isinstance(item, int) and abs(item) < 2**53)
+                or (isinstance(item, float) and math.isfinite(item))):
             props[key] = item
         elif isinstance(item, str):
             if len(item) > limits.max_prop_value:
