@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import re
 import signal
@@ -77,8 +78,9 @@ class Server:
     url: str
     output: list[str]
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.process.poll() is None:
+    def stop(self, sig: int | None = signal.SIGTERM, timeout: float = 30) -> int:
+        """Send `sig` (None: it was sent already), wait for the exit, return its code."""
+        if sig is not None and self.process.poll() is None:
             self.process.send_signal(sig)
         code = self.process.wait(timeout)
         self.output.extend(self.process.stdout.read().splitlines())
@@ -87,11 +89,20 @@ class Server:
 
 @contextlib.contextmanager
 def ferrite_serve(cwd: Path, *args: str, config: str | None = None,
-                  env: dict | None = None) -> Iterator[Server]:
-    """Run `ferrite serve --bind 127.0.0.1:0 ...` in `cwd`; yield once it listens."""
+                  env: dict | None = None, fake_time: str | None = None) -> Iterator[Server]:
+    """Run `ferrite serve --bind 127.0.0.1:0 ...` in `cwd`; yield once it listens.
+
+    `fake_time` ("2026-03-10 23:59:58") starts the server's clock there, through
+    libfaketime, so a test can watch a real server cross midnight.
+    """
     if config is not None:
         (cwd / "ferrite.toml").write_text(config)
     command = [sys.executable, "-m", "ferrite", "serve", "--bind", "127.0.0.1:0", *args]
+    if fake_time is not None:
+        # LD_PRELOAD directly: the `faketime` wrapper would stand between us and the
+        # server's signals.
+        (library,) = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
+        env = {"TZ": "UTC", "LD_PRELOAD": library, "FAKETIME": f"@{fake_time}", **(env or {})}
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, **(env or {})})

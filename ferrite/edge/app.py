@@ -37,6 +37,7 @@ from ferrite.edge.metrics import CONTENT_TYPE, EdgeMetrics
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
 NO_STORE = "no-store, no-cache, must-revalidate, max-age=0"
 FILTERED_HEADER = "X-Ferrite-Filtered"
+HEADER_LIMIT = 16 * 1024  # bytes of request headers; more is an attack or a bug
 
 
 def header_dict(items: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -133,6 +134,15 @@ def create_app(config: Config, *, pipeline: Pipeline | None = None) -> QuartTrio
                 return overloaded("storage is failing; retry later"), 0
             filtered += submission.filtered
         return None, filtered
+
+    @app.before_request
+    async def limit_headers() -> Response | None:
+        # hypercorn's h11 limit only bites when headers arrive in pieces; enforce ours here.
+        size = sum(len(k) + len(v) + 4 for k, v in request.headers.items())
+        if size > HEADER_LIMIT:
+            return reject(BadInput("headers", f"request headers exceed {HEADER_LIMIT} bytes",
+                                   status=431, reason="headers_too_large"))
+        return None
 
     @app.get("/p.gif")
     async def pixel() -> Response:

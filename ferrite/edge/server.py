@@ -23,10 +23,9 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from ferrite.core.config import Config, EdgeTable
 from ferrite.core.manager import Plugins
-from ferrite.edge.app import create_app
+from ferrite.edge.app import HEADER_LIMIT, create_app
 
 CONFIG_ENV = "FERRITE_CONFIG"
-HEADER_LIMIT = 16 * 1024  # bytes of request line + headers; larger requests are cut off
 
 
 def hypercorn_config(edge: EdgeTable) -> HyperConfig:
