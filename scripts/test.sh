@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs into .venv, then lint and run the whole suite.
+# Install everything the test suite needs, then lint and run the whole suite.
 # Extra arguments go to pytest (for example: bash scripts/test.sh -k config -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { echo "Ferrite needs Python 3.11 or newer for python3" >&2; exit 1; }
+
+# Real components the tests drive: libfaketime moves a real server across midnight.
+missing=()
+command -v faketime >/dev/null || missing+=(faketime)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
   -e '.[test]' -e examples/ferrite-csv-sink

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from ferrite.core.config import PipelineTable
+from ferrite.core.config import EdgeTable, PipelineTable
 from ferrite.core.manager import BUILTINS, Plugins, find_plugin
 
 from .conftest import ROOT
@@ -49,9 +49,11 @@ def section(table: str) -> str:
     return rest[: end.start()] if end else rest
 
 
-def test_pipeline_keys_are_documented():
-    for key in PipelineTable.model_fields:
-        assert f"| `{key}` |" in section("pipeline"), key
+@pytest.mark.parametrize(("table", "model"), [("pipeline", PipelineTable), ("edge", EdgeTable)])
+def test_top_level_keys_are_documented(table, model):
+    text = section(table)
+    documented = set(re.findall(r"^\| `(\w+)` \|", text, re.MULTILINE))
+    assert documented == set(model.model_fields), f"docs/configuration.md [{table}]"
 
 
 @pytest.mark.parametrize("name", BUILTINS)
