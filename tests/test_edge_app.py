@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
+import trio
 
+from ferrite import Pipeline, hookimpl, load_config
+from ferrite.edge.app import create_app
 from ferrite.testing import GOOGLEBOT
 
-from .edge_helpers import open_edge, stored
+from .edge_helpers import CHROME, VISITOR, edge_config, open_edge, stored
 
 PAGE = "https://example.com/pricing?utm_source=hn&secret=1"
 
@@ -224,3 +228,83 @@ async def test_ack_queued_answers_before_storing_but_stores(tmp_path):
         response = await edge.post(json={"u": PAGE})
         assert response.status_code == 202
     assert len(stored(edge.db)) == 1  # the shutdown drained the queue
+
+
+class GatedSink:
+    """A sink that blocks until the test opens its gate, or fails while `broken` is set."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.gate = threading.Event()
+        self.broken = False
+        self.events: list = []
+
+    @hookimpl
+    def ferrite_write(self, events):
+        self.gate.wait(10)
+        if self.broken:
+            raise OSError("disk unplugged")
+        self.events.extend(events)
+
+
+def gated_edge(tmp_path, sink, **edge):
+    config = load_config(data=edge_config(tmp_path / "f.db", edge))
+    pipeline = Pipeline(config, extra_plugins=[("gated", sink)])
+    return create_app(config, pipeline=pipeline)
+
+
+async def test_a_full_queue_answers_503_with_retry_after_and_recovers(tmp_path):
+    sink = GatedSink()
+    app = gated_edge(tmp_path, sink, queue_size=1, retry_after=7)
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        answers: list[int] = []
+
+        async def post(i: int) -> None:
+            response = await client.post("/api/event", json={"n": f"e{i}", "u": PAGE},
+                                         headers=CHROME, scope_base=VISITOR)
+            answers.append(response.status_code)
+            if response.status_code == 503:
+                assert response.headers["Retry-After"] == "7"
+
+        async with trio.open_nursery() as nursery:
+            for i in range(6):
+                nursery.start_soon(post, i)
+                await trio.sleep(0.05)  # the first is in the writer, the second queued
+            ready = await client.get("/readyz")
+            assert ready.status_code == 503
+            assert "the queue is full" in (await ready.get_json())["problems"]
+            sink.gate.set()
+        assert sorted(answers) == [202, 202, 503, 503, 503, 503]
+        metrics = app.extensions["ferrite"]["pipeline"].metrics
+        assert metrics.get("overloaded") == 4
+        after = await client.post("/api/event", json={"n": "later", "u": PAGE},
+                                  headers=CHROME, scope_base=VISITOR)
+        assert after.status_code == 202
+        assert (await client.get("/readyz")).status_code == 200
+    assert sorted(e.name for e in sink.events) == ["e0", "e1", "later"]
+
+
+async def test_a_failing_sink_answers_503_and_readyz_says_so_until_it_recovers(tmp_path):
+    sink = GatedSink()
+    sink.gate.set()
+    sink.broken = True
+    app = gated_edge(tmp_path, sink)
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        failed = await client.post("/api/event", json={"u": PAGE}, headers=CHROME,
+                                   scope_base=VISITOR)
+        assert failed.status_code == 503 and "Retry-After" in failed.headers
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert "a sink is failing: SinkError" in (await ready.get_json())["problems"]
+        metrics = await (await client.get("/metrics")).get_data(as_text=True)
+        assert re.search(r"ferrite_sink_failing\{pid=\"\d+\"\} 1\.0", metrics)
+        assert re.search(r'ferrite_errors_total\{component="gated",pid="\d+",stage="write"\} 1',
+                         metrics)
+        sink.broken = False
+        ok = await client.post("/api/event", json={"u": PAGE}, headers=CHROME,
+                               scope_base=VISITOR)
+        assert ok.status_code == 202
+        assert (await client.get("/readyz")).status_code == 200
