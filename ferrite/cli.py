@@ -59,7 +59,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ferrite.edge import server  # the web stack loads only for this command
 
     return server.main(load_config(args.config), args.config, bind=args.bind,
-                       workers=args.workers)
+                       workers=args.workers, static_dir=args.static)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "127.0.0.1:8000); port 0 picks a free port")
     p.add_argument("--workers", type=int, metavar="N",
                    help="processes sharing the socket (default: [edge] workers, 1)")
+    p.add_argument("--static", metavar="DIR",
+                   help="also serve the pages in DIR at / (try examples/site)")
     p.set_defaults(func=cmd_serve)
     return parser
 

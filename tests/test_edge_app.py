@@ -308,3 +308,11 @@ async def test_a_failing_sink_answers_503_and_readyz_says_so_until_it_recovers(t
                                scope_base=VISITOR)
         assert ok.status_code == 202
         assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_fragment_is_a_route_only_with_the_hash_flag(tmp_path):
+    async with open_edge(tmp_path) as edge:
+        await edge.post(json=[{"n": "a", "u": "https://example.com/app#/settings", "h": 1},
+                              {"n": "b", "u": "https://example.com/app#section-2"}])
+    paths = {r["name"]: r["path"] for r in stored(edge.db)}
+    assert paths == {"a": "/app#/settings", "b": "/app"}

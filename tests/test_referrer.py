@@ -39,7 +39,7 @@ def test_referrer_loses_query_and_fragment():
 
 def test_page_path_drops_query_but_keeps_utm():
     event = one("https://example.com/pricing?utm_source=news&utm_medium=email&utm_campaign=nov"
-                "&email=a@b.c&token=123#top")
+                "&email=a@b.c&token=123")
     assert event.path == "/pricing?utm_source=news&utm_medium=email&utm_campaign=nov"
     assert (event.utm_source, event.utm_medium, event.utm_campaign) == ("news", "email", "nov")
     assert event.source == "email"
@@ -68,3 +68,8 @@ def test_extra_hosts_from_settings():
 def test_absurd_urls_do_not_break_the_chain():
     event = one("http://[::1/broken?utm_source=x", referrer="http://[bad")
     assert event.path == "/" and event.referrer == "" and event.source == "direct"
+
+
+def test_fragment_kept_in_the_path_when_the_front_end_kept_it():
+    event = one("https://example.com/app?utm_source=x#/settings")
+    assert event.path == "/app?utm_source=x#/settings"

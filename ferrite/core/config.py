@@ -75,6 +75,8 @@ class EdgeTable(Table):
                               description="Seconds a client may take to send its request.")
     keep_alive_timeout: float = Field(5.0, ge=0, le=600)
     retry_after: int = Field(1, ge=1, le=3600, description="Retry-After seconds on 503.")
+    static_dir: str | None = Field(
+        None, description="A folder of pages to serve at / (the demo site, or your own).")
 
 
 @dataclass(frozen=True)

@@ -62,10 +62,13 @@ def without_query(url: str) -> str:
 
 
 def url_path(url: str) -> str:
+    """The path, and the fragment when there is one (the front end keeps it only for
+    hash-routed pages); never the query string."""
     try:
-        return urlsplit(url).path or "/"
+        parts = urlsplit(url)
     except ValueError:
         return "/"
+    return (parts.path or "/") + (f"#{parts.fragment}" if parts.fragment else "")
 
 
 class Pipeline:

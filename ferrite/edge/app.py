@@ -13,10 +13,11 @@ import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import trio
-from quart import Response, request
+from quart import Response, request, send_from_directory
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -192,6 +193,20 @@ def create_app(config: Config, *, pipeline: Pipeline | None = None) -> QuartTrio
         response.headers["Cache-Control"] = "public, max-age=3600"
         response.headers["Access-Control-Allow-Origin"] = "*"
         return await response.make_conditional(request)
+
+    if edge.static_dir is not None:
+        root = Path(edge.static_dir).resolve()
+
+        @app.get("/")
+        @app.get("/<path:path>")
+        async def static_page(path: str = "") -> Response:
+            """Pages from [edge] static_dir; index.html for folders. send_from_directory
+            refuses paths that leave the folder."""
+            if path == "" or path.endswith("/"):
+                path += "index.html"
+            response = await send_from_directory(root, path)
+            response.headers["Cache-Control"] = "no-cache"
+            return response
 
     @app.get("/healthz")
     async def healthz() -> Response:

@@ -1,8 +1,9 @@
 """Turning request data into hits, and refusing bad input with a message naming the field.
 
 Accepts a superset of Plausible's event API: `n`/`name`, `u`/`url`, `d`/`domain`,
-`r`/`referrer`, `p`/`props` (an object, or a JSON string holding one), and a
-comma-separated domain list meaning one event per site. Unknown fields are ignored so
+`r`/`referrer`, `p`/`props` (an object, or a JSON string holding one), `h` (hash routing:
+keep the URL's fragment as part of the path), and a comma-separated domain list meaning one
+event per site. Unknown fields are ignored so
 other trackers' extra fields do not break ingestion.
 """
 
@@ -154,6 +155,8 @@ def event_from_mapping(data: Mapping[str, Any], prefix: str, limits: EdgeTable) 
 
     url_field, url_value = pick("u", "url")
     url = check_url(url_value, url_field, limits, required=True)
+    if not data.get("h"):  # Plausible's flag: the fragment is a route only in hash mode
+        url = url.partition("#")[0]
     name_field, name_value = pick("n", "name")
     ref_field, ref_value = pick("r", "referrer")
     site_field, site_value = pick("d", "domain")

@@ -26,6 +26,7 @@ from ferrite.core.manager import Plugins
 from ferrite.edge.app import HEADER_LIMIT, create_app
 
 CONFIG_ENV = "FERRITE_CONFIG"
+EDGE_ENV = "FERRITE_EDGE"  # the [edge] table after command-line overrides, as JSON
 
 
 def hypercorn_config(edge: EdgeTable) -> HyperConfig:
@@ -66,6 +67,8 @@ def banner(config: Config, url: str, out: TextIO) -> None:
         f'    <noscript><img src="{url}/p.gif?d={site}" alt="" width="1" height="1"></noscript>',
         f"  health:   {url}/healthz  {url}/readyz  {url}/metrics",
     ]
+    if config.edge.static_dir:
+        lines.append(f"  pages:    {url}/ from {os.path.abspath(config.edge.static_dir)}")
     print("\n".join(lines), file=out, flush=True)
 
 
@@ -98,13 +101,15 @@ def run_workers(config: Config, config_path: str | None, out: TextIO = sys.stdou
     hc.bind = [f"fd://{sock.fileno()}"]
     hc.application_path = "ferrite.edge.worker:app"
     os.environ[CONFIG_ENV] = os.path.abspath(config_path) if config_path else ""
+    os.environ[EDGE_ENV] = config.edge.model_dump_json()
     banner(config, url, out)
     return hypercorn_run(hc)
 
 
 def main(config: Config, config_path: str | None, *, bind: str | None,
-         workers: int | None) -> int:
-    updates = {k: v for k, v in (("bind", bind), ("workers", workers)) if v is not None}
+         workers: int | None, static_dir: str | None = None) -> int:
+    updates = {k: v for k, v in (("bind", bind), ("workers", workers),
+                                 ("static_dir", static_dir)) if v is not None}
     if updates:
         from ferrite.core.config import validate_table
 

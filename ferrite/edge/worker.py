@@ -1,13 +1,18 @@
 """The app each `--workers N` process loads (hypercorn imports `ferrite.edge.worker:app`).
 
-The parent passes the config file's path in FERRITE_CONFIG; empty means the embedded
-default, resolved against the same working directory as the parent's.
+The parent passes the config file's path in FERRITE_CONFIG (empty: the embedded default,
+resolved in the same working directory) and the [edge] table with the command line's
+overrides in FERRITE_EDGE.
 """
 
 import os
+from dataclasses import replace
 
-from ferrite.core.config import load_config
+from ferrite.core.config import EdgeTable, load_config
 from ferrite.edge.app import create_app
-from ferrite.edge.server import CONFIG_ENV
+from ferrite.edge.server import CONFIG_ENV, EDGE_ENV
 
-app = create_app(load_config(os.environ.get(CONFIG_ENV) or None))
+config = load_config(os.environ.get(CONFIG_ENV) or None)
+if os.environ.get(EDGE_ENV):
+    config = replace(config, edge=EdgeTable.model_validate_json(os.environ[EDGE_ENV]))
+app = create_app(config)

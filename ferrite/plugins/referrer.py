@@ -90,6 +90,8 @@ class Referrers:
             event.path = page.path or "/"
             if utm and self.keep_utm:
                 event.path += "?" + urlencode(utm)
+            if page.fragment:  # present only for hash-routed pages
+                event.path += "#" + page.fragment
         ref = split(event.referrer) if event.referrer else None
         ref_host = ""
         if ref is not None and ref.scheme in ("http", "https", "android-app") and ref.hostname:
