@@ -7,14 +7,19 @@ cd "$(dirname "$0")/.."
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { echo "Ferrite needs Python 3.11 or newer for python3" >&2; exit 1; }
 
-# Real components the tests drive: libfaketime moves a real server across midnight.
+# Real components the tests drive: libfaketime moves a real server across midnight;
+# Debian's Chromium runs the tracker; Node.js and npm rebuild it to check the committed file.
 missing=()
 command -v faketime >/dev/null || missing+=(faketime)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v npm >/dev/null || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+[ -d tracker/node_modules ] || npm ci --prefix tracker --no-audit --no-fund --silent
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \

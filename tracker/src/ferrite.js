@@ -11,16 +11,15 @@
   const site = attr("site") || l.hostname.replace(/^www\./, "");
   const hash = has("hash");
   // data-exclude="/admin/*,/preview": paths not to track; * matches anything.
-  const excluded = (attr("exclude") || "").split(",").filter(Boolean)
-    .map((p) => RegExp("^" + p.trim().replace(/\*/g, ".*") + "$"));
+  const excluded = RegExp("^(" + (attr("exclude") || "-").replace(/\*/g, ".*").replace(/,/g, "|") + ")$");
   const downloads = RegExp("\\.(" + (attr("downloads") ||
-    "pdf|zip|gz|dmg|exe|apk|csv|docx|xlsx|pptx|txt|mp3|mp4").replace(/,/g, "|") +
+    "pdf|zip|gz|dmg|exe|csv|docx|xlsx|mp3|mp4").replace(/,/g, "|") +
     ")$", "i");
   let cfg = {}, queue = [], timer = 0, last, observers = [], off;
   try {
     off = localStorage.ferrite_ignore == "true";
     cfg = JSON.parse(s.text || 0) || cfg;
-  } catch (e) {}
+  } catch {}
   off = off ||
     // localhost, 127.x, [::1] and file: (no host at all)
     (!has("allow-local") && /^(localhost|127\..*|\[::1\]|)$/.test(l.hostname)) ||
@@ -35,7 +34,7 @@
     }
   };
   const send = (name, props) => {
-    if (off || excluded.some((r) => r.test(l.pathname))) return;
+    if (off || excluded.test(l.pathname)) return;
     queue.push({ n: name, u: l.href, d: site, r: d.referrer, p: props, h: hash });
     if (queue.length > 9) flush();
     else timer = timer || setTimeout(flush, 1000);
@@ -53,24 +52,25 @@
       const o = new IntersectionObserver((entries) => entries.forEach((e) => {
         if (e.intersectionRatio >= min) { o.unobserve(e.target); send(t.name); }
       }), { threshold: min });
-      d.querySelectorAll(t.selector).forEach((el) => o.observe(el));
+      for (const el of d.querySelectorAll(t.selector)) o.observe(el);
       return o;
     });
   };
 
   // Clicks: data-ferrite-event elements, outbound links and downloads (both opt-in).
   on(d, "click", (e) => {
-    const el = e.target.closest("[data-ferrite-event]");
-    const a = e.target.closest("a[href]");
+    const up = (selector) => e.target.closest(selector);
+    const el = up("[data-ferrite-event]");
+    const a = up("a[href]");
     if (el) {
       const props = {};
       for (const at of el.attributes) {
         if (!at.name.indexOf("data-ferrite-prop-")) props[at.name.slice(18)] = at.value;
       }
-      send(el.getAttribute("data-ferrite-event"), props);
+      send(el.dataset.ferriteEvent, props);
     }
     if (a) {
-      if (has("outbound") && a.host != l.host) send("Outbound Link: Click", { url: a.href });
+      if (has("outbound") && a.host != l.host) send("Outbound Link", { url: a.href });
       else if (has("downloads") && downloads.test(a.pathname)) send("File Download", { url: a.href });
       flush(1); // the page may be leaving: send by beacon now
     }
@@ -80,18 +80,18 @@
   }));
 
   const h = history;
-  ["pushState", "replaceState"].forEach((k) => {
+  for (const k of ["pushState", "replaceState"]) {
     const original = h[k];
     h[k] = function () { original.apply(this, arguments); page(); };
-  });
+  }
   on(w, "popstate", page);
   if (hash) on(w, "hashchange", page);
   on(w, "pagehide", () => flush(1));
   on(d, "visibilitychange", () => d.hidden && flush(1));
 
   // Calls made before this script loaded wait in window.ferrite.q.
-  const early = (w.ferrite && w.ferrite.q) || [];
+  const early = (w.ferrite || 0).q || [];
   w.ferrite = send;
   page();
-  early.forEach((args) => send(args[0], args[1]));
+  for (const args of early) send(...args);
 })(window, document, location, navigator);
