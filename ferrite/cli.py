@@ -62,6 +62,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
                        workers=args.workers, static_dir=args.static)
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from ferrite.ingest import command
+
+    return command.main(load_config(args.config), args.files, fmt=args.format,
+                        site=args.site, follow_file=args.follow)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ferrite", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -84,6 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--static", metavar="DIR",
                    help="also serve the pages in DIR at / (try examples/site)")
     p.set_defaults(func=cmd_serve)
+    p = add("ingest", "run web-server access logs through the chain into the sinks")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="log files; .gz is read directly; - reads standard input")
+    p.add_argument("--format", metavar="FMT",
+                   help="auto (default), combined, common, combined-vhost, common-vhost, "
+                   "caddy, bunny, or an Apache LogFormat string")
+    p.add_argument("--site", metavar="DOMAIN",
+                   help="the site every line belongs to (default: the logged virtual host)")
+    p.add_argument("--follow", action="store_true",
+                   help="keep reading the file as it grows and rotates, until interrupted")
+    p.set_defaults(func=cmd_ingest)
     return parser
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from ferrite.core.config import EdgeTable, PipelineTable
+from ferrite.core.config import EdgeTable, IngestTable, PipelineTable
 from ferrite.core.manager import BUILTINS, Plugins, find_plugin
 
 from .conftest import ROOT
@@ -49,7 +49,8 @@ def section(table: str) -> str:
     return rest[: end.start()] if end else rest
 
 
-@pytest.mark.parametrize(("table", "model"), [("pipeline", PipelineTable), ("edge", EdgeTable)])
+@pytest.mark.parametrize(("table", "model"), [("pipeline", PipelineTable), ("edge", EdgeTable),
+                                              ("ingest", IngestTable)])
 def test_top_level_keys_are_documented(table, model):
     text = section(table)
     documented = set(re.findall(r"^\| `(\w+)` \|", text, re.MULTILINE))

@@ -79,6 +79,27 @@ class EdgeTable(Table):
         None, description="A folder of pages to serve at / (the demo site, or your own).")
 
 
+DEFAULT_ASSETS = (
+    "css", "js", "mjs", "map", "png", "jpg", "jpeg", "gif", "webp", "avif", "svg", "ico",
+    "bmp", "tif", "tiff", "woff", "woff2", "ttf", "otf", "eot", "mp4", "webm", "mp3", "ogg",
+    "wav", "flac", "pdf", "zip", "gz", "tgz", "bz2", "xz", "7z", "rar", "dmg", "exe", "iso",
+    "xml", "txt", "json", "rss", "atom", "wasm",
+)
+
+
+class IngestTable(Table):
+    """`[ingest]`: `ferrite ingest` for access logs."""
+
+    format: str = Field("auto", description="auto, combined, common, combined-vhost, "
+                        "common-vhost, caddy, bunny, or an Apache LogFormat string.")
+    site: str | None = Field(None, description="Site of every line; default: the logged "
+                             "virtual host.")
+    assets: list[str] = Field(default_factory=lambda: list(DEFAULT_ASSETS),
+                              description="File extensions that are not page views.")
+    poll_seconds: float = Field(0.5, gt=0, le=60,
+                                description="How often --follow looks for new lines.")
+
+
 @dataclass(frozen=True)
 class Config:
     """A validated configuration: the pipeline table plus each plugin's raw table.
@@ -91,6 +112,7 @@ class Config:
     pipeline: PipelineTable
     plugin_tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     edge: EdgeTable = field(default_factory=EdgeTable)
+    ingest: IngestTable = field(default_factory=IngestTable)
 
     @property
     def plugins(self) -> list[str]:
@@ -137,7 +159,7 @@ def load_config(
 
 
 def _from_mapping(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> Config:
-    known = {"pipeline", "plugins", "edge"}
+    known = {"pipeline", "plugins", "edge", "ingest"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(
@@ -166,7 +188,9 @@ def _from_mapping(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> C
             f"does not list; listed plugins: {', '.join(names) or '(none)'}"
         )
     edge = validate_table(EdgeTable, raw.get("edge", {}), f"[edge] in {source}")
-    return Config(source=source, pipeline=pipeline, plugin_tables=tables, edge=edge)
+    ingest = validate_table(IngestTable, raw.get("ingest", {}), f"[ingest] in {source}")
+    return Config(source=source, pipeline=pipeline, plugin_tables=tables, edge=edge,
+                  ingest=ingest)
 
 
 def validate_table(model: type[M], data: Any, where: str) -> M:
