@@ -9,7 +9,7 @@ sink is named and the others still receive the batch.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 from types import TracebackType
@@ -86,10 +86,10 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         self.batch_size = self.config.pipeline.batch_size
         hook = self.plugins.hook
-        self._client_ip = hook.ferrite_client_ip
-        self._user_agent = hook.ferrite_user_agent
-        self._bot_reason = hook.ferrite_bot_reason
-        self._session = hook.ferrite_session
+        self._client_ip = first_result(hook.ferrite_client_ip)
+        self._user_agent = first_result(hook.ferrite_user_agent)
+        self._bot_reason = first_result(hook.ferrite_bot_reason)
+        self._session = first_result(hook.ferrite_session)
         self._enrichers = [(i.plugin_name, i.function, i.argnames)
                            for i in reversed(hook.ferrite_enrich.get_hookimpls())]
         self._sinks = self.plugins.sinks()
@@ -214,6 +214,31 @@ class Pipeline:
             totals.bots += len(processed.bots)
             totals.discarded.update(processed.discarded)
         return totals
+
+
+def first_result(caller: Any) -> Callable[..., Any]:
+    """A per-hit caller for a firstresult hook that skips pluggy's generic dispatch.
+
+    Same order (tryfirst/trylast, then registration) and same rule (the first answer that is
+    not None wins), at a fraction of the cost per call: pluggy's machinery was a third of the
+    chain's time. Hook wrappers need pluggy itself, so with any of them the caller is kept.
+    """
+    impls = caller.get_hookimpls()
+    if any(i.hookwrapper or getattr(i, "wrapper", False) for i in impls):
+        return caller
+    order = [(i.function, i.argnames) for i in reversed(impls)]
+    if len(order) == 1:
+        ((function, argnames),) = order
+        return lambda **kwargs: function(*[kwargs[a] for a in argnames])
+
+    def call(**kwargs: Any) -> Any:
+        for function, argnames in order:
+            result = function(*[kwargs[a] for a in argnames])
+            if result is not None:
+                return result
+        return None
+
+    return call
 
 
 def _chunks(items: Iterable[Hit], size: int) -> Iterator[list[Hit]]:

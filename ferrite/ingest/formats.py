@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from functools import lru_cache, partial
 from typing import Any
 
@@ -39,26 +39,40 @@ MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 
 
-@lru_cache(maxsize=4096)  # a busy log repeats each second's timestamp many times
-def clf_time(text: str) -> datetime:
-    """`10/Oct/2000:13:55:36 -0700` (Common Log Format) as an aware UTC datetime."""
+@lru_cache(maxsize=1024)
+def _day_start(day: str, zone: str) -> float:
+    """Epoch seconds at midnight of `10/Oct/2000` in zone `-0700`."""
     try:
-        day, month, year = int(text[0:2]), MONTHS[text[3:6]], int(text[7:11])
-        hour, minute, second = int(text[12:14]), int(text[15:17]), int(text[18:20])
-        sign, oh, om = text[21], int(text[22:24]), int(text[24:26])
+        date = datetime(int(day[7:11]), MONTHS[day[3:6]], int(day[0:2]), tzinfo=UTC)
+        offset = (int(zone[1:3]) * 3600 + int(zone[3:5]) * 60) * (-1 if zone[0] == "-" else 1)
     except (KeyError, ValueError, IndexError):
+        raise Malformed(f"bad timestamp [{day} {zone}]") from None
+    return date.timestamp() - offset
+
+
+def clf_time(text: str) -> datetime:
+    """`10/Oct/2000:13:55:36 -0700` (Common Log Format) as an aware UTC datetime.
+
+    Only the date and zone go through the calendar (cached: a log has few days); the time
+    of day is arithmetic, which keeps this off the profile of a million-line import.
+    """
+    try:
+        seconds = int(text[12:14]) * 3600 + int(text[15:17]) * 60 + int(text[18:20])
+    except ValueError:
         raise Malformed(f"bad timestamp [{text[:40]}]") from None
-    offset = timedelta(hours=oh, minutes=om) * (-1 if sign == "-" else 1)
-    local = datetime(year, month, day, hour, minute, second, tzinfo=timezone(offset))
-    return local.astimezone(UTC)
+    return datetime.fromtimestamp(_day_start(text[:11], text[21:26]) + seconds, UTC)
 
 
 def _unquote(value: str) -> str:
     return "" if value in ("-", "") else value.replace('\\"', '"')
 
 
-CLF = r'(?P<ip>\S+) \S+ \S+ \[(?P<ts>[^\]]+)\] "(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}) \S+'
-REFERRER_UA = r' "(?P<referrer>(?:[^"\\]|\\.)*)" "(?P<ua>(?:[^"\\]|\\.)*)"'
+# Quoted fields as "unrolled loops" (runs of plain characters, then an escape): the same
+# language as (?:[^"\\]|\\.)*, several times faster on long user agents.
+QUOTED = r'[^"\\]*(?:\\.[^"\\]*)*'
+CLF = (r'(?P<ip>\S+) \S+ \S+ \[(?P<ts>[^\]]+)\] "(?P<request>' + QUOTED +
+       r')" (?P<status>\d{3}) \S+')
+REFERRER_UA = r' "(?P<referrer>' + QUOTED + r')" "(?P<ua>' + QUOTED + r')"'
 VHOST = r"(?P<host>\S+) "
 
 APACHE = {
@@ -78,21 +92,18 @@ def _request(text: str) -> tuple[str, str]:
 
 def apache_parser(name: str) -> Callable[[str], LogRecord]:
     pattern = APACHE[name]
-    has_ua = "ua" in pattern.groupindex
-    has_host = "host" in pattern.groupindex
+    before = () if "host" in pattern.groupindex else ("",)  # pad to all seven fields
+    after = () if "ua" in pattern.groupindex else ("", "")
 
     def parse(line: str) -> LogRecord:
         match = pattern.match(line)
         if match is None:
             raise Malformed(f"does not match the {name} format")
-        method, target = _request(match["request"])
-        return LogRecord(
-            ip=match["ip"], ts=clf_time(match["ts"]), method=method, target=target,
-            status=int(match["status"]),
-            referrer=_unquote(match["referrer"]) if has_ua else "",
-            user_agent=_unquote(match["ua"]) if has_ua else "",
-            host=match["host"] if has_host else "",
-        )
+        host, ip, ts, request, status, referrer, ua = before + match.groups() + after
+        method, target = _request(request)
+        return LogRecord(ip=ip, ts=clf_time(ts), method=method, target=target,
+                         status=int(status), referrer=_unquote(referrer),
+                         user_agent=_unquote(ua), host=host)
 
     return parse
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import sys
 import time
@@ -39,12 +40,15 @@ def read_lines(path: str) -> Iterator[Line]:
     """Every line of `path` ("-" is stdin; gzip is recognised by its magic bytes)."""
     source = "<stdin>" if path == "-" else path
     stream = _open(path)
+    text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="\n")
     try:
-        for number, raw in enumerate(stream, 1):
-            yield Line(source, number, raw.decode("utf-8", "replace").rstrip("\r\n"))
+        for number, line in enumerate(text, 1):
+            yield Line(source, number, line.rstrip("\r\n"))
     finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
+        if stream is sys.stdin.buffer:
+            text.detach()
+        else:
+            text.close()
 
 
 def follow(path: str, poll_seconds: float = 0.5) -> Iterator[Line | Idle]:

@@ -96,8 +96,9 @@ class Bots:
         self.custom = (re.compile("|".join(f"(?:{p})" for p in settings.extra_patterns),
                                   re.IGNORECASE) if settings.extra_patterns else None)
         self.ua_reason = lru_cache(maxsize=settings.cache_size)(self._ua_reason)
+        self.is_spam_referrer = lru_cache(maxsize=settings.cache_size)(self._is_spam_referrer)
 
-    def is_spam_referrer(self, referrer: str) -> bool:
+    def _is_spam_referrer(self, referrer: str) -> bool:
         host = referrer_host(referrer)
         while "." in host:  # the host, then each parent domain above the TLD
             if host in self.spam:
