@@ -216,3 +216,18 @@ def test_follow_picks_up_appended_lines_and_a_rotated_file(tmp_path):
     assert process.returncode == 0, err
     assert sorted(r["path"] for r in rows) == [f"/page-{n}" for n in range(1, 9)]
     assert b"8 lines read" in out and b"8 events passed" in out
+
+
+def test_parallel_and_sequential_imports_store_the_same_events(tmp_path):
+    results = []
+    for parallel in ("true", "false"):
+        work = tmp_path / parallel
+        work.mkdir()
+        (work / "ferrite.toml").write_text(
+            '[pipeline]\nplugins = ["client_ip", "useragent", "bots", "session", "referrer", '
+            f'"sqlite"]\n[ingest]\nparallel = {parallel}\n')
+        out = ingest(work, str(REAL), "--site", "semicomplete.com")
+        assert out.returncode == 0, out.stderr
+        rows = stored(work / "ferrite.db", "SELECT id, path, browser FROM events ORDER BY id")
+        results.append((out.stdout.decode().splitlines()[1:], rows))
+    assert results[0] == results[1]

@@ -98,6 +98,8 @@ class IngestTable(Table):
                               description="File extensions that are not page views.")
     poll_seconds: float = Field(0.5, gt=0, le=60,
                                 description="How often --follow looks for new lines.")
+    parallel: bool = Field(True, description="Parse in a second process while this one runs "
+                           "the chain (files read to their end, on machines with 2+ cores).")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 import sys
 import time
@@ -61,8 +62,13 @@ def main(config: Config, files: list[str], *, fmt: str | None, site: str | None,
     interrupted = False
     with Pipeline(config) as pipeline:
         ingest = Ingest(pipeline, parse, settings, site=site, caddy=fmt == "caddy")
+        parallel = (settings.parallel and not follow_file and fmt != "caddy"
+                    and (os.cpu_count() or 1) > 1)
         try:
-            ingest.run(lines, update)
+            if parallel:
+                ingest.run_parallel(lines, fmt, update)  # type: ignore[arg-type]
+            else:
+                ingest.run(lines, update)
         except KeyboardInterrupt:
             interrupted = True
         finally:
