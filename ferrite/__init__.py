@@ -5,6 +5,7 @@ records, and `ferrite.testing` for their tests.
 """
 
 from ferrite.core.config import Config, Table, load_config
+from ferrite.core.delivery import FatalSinkError, RetryableSinkError
 from ferrite.core.errors import ConfigError, FerriteError, PluginError, SinkError
 from ferrite.core.event import Agent, Event, Hit
 from ferrite.core.hookspecs import hookimpl
@@ -17,10 +18,12 @@ __all__ = [
     "Config",
     "ConfigError",
     "Event",
+    "FatalSinkError",
     "FerriteError",
     "Hit",
     "Pipeline",
     "PluginError",
+    "RetryableSinkError",
     "SinkError",
     "Table",
     "hookimpl",

@@ -69,6 +69,22 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                         site=args.site, follow_file=args.follow)
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from ferrite.core.pipeline import Pipeline
+
+    with Pipeline(load_config(args.config)) as pipeline:
+        if pipeline.spool is None:
+            print("the dead-letter spool is disabled ([pipeline] spool_dir)", file=sys.stderr)
+            return 1
+        results = pipeline.replay(args.sink)
+    if not results:
+        print(f"nothing spooled in {pipeline.spool.directory}")
+        return 0
+    for name, (replayed, left) in results.items():
+        print(f"{name}: {replayed} events replayed, {left} still spooled")
+    return 1 if any(left for _, left in results.values()) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ferrite", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -102,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", action="store_true",
                    help="keep reading the file as it grows and rotates, until interrupted")
     p.set_defaults(func=cmd_ingest)
+    p = add("replay", "send batches from the dead-letter spool back through their sinks")
+    p.add_argument("--sink", metavar="NAME", help="only this sink's spool")
+    p.set_defaults(func=cmd_replay)
     return parser
 
 

@@ -29,9 +29,11 @@ IPHONE_SAFARI = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWe
                  "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
-#: The built-in chain without a storage sink; salts live in memory.
+#: The built-in chain without a storage sink; salts live in memory; a failing sink is
+#: retried without waiting and then fails the run (no spool), which is what a test wants.
 TEST_CONFIG: dict[str, Any] = {
-    "pipeline": {"plugins": ["client_ip", "useragent", "bots", "session", "referrer"]},
+    "pipeline": {"plugins": ["client_ip", "useragent", "bots", "session", "referrer"],
+                 "spool_dir": "", "retry_initial_seconds": 0},
     "plugins": {"session": {"path": ":memory:"}},
 }
 

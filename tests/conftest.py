@@ -22,5 +22,6 @@ def in_tmp(tmp_path: Path) -> Path:
 
 def sqlite_config(db: Path, *plugins: str, **sqlite: object) -> dict:
     names = list(plugins) or ["client_ip", "useragent", "bots", "session", "referrer"]
-    return {"pipeline": {"plugins": [*names, "sqlite"]},
+    return {"pipeline": {"plugins": [*names, "sqlite"], "spool_dir": str(db.parent / "spool"),
+                         "retry_initial_seconds": 0},
             "plugins": {"sqlite": {"path": str(db), **sqlite}}}

@@ -27,7 +27,8 @@ VISITOR = {"client": ("203.0.113.7", 5555)}
 def edge_config(db: Path, edge: dict[str, Any] | None = None, **plugins: dict) -> dict:
     return {
         "pipeline": {"plugins": ["client_ip", "useragent", "bots", "session", "referrer",
-                                 "sqlite"]},
+                                 "sqlite"], "spool_dir": str(db.parent / "spool"),
+                     "retry_initial_seconds": 0.01},
         "plugins": {"sqlite": {"path": str(db)}, **plugins},
         "edge": edge or {},
     }

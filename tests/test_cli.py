@@ -71,3 +71,25 @@ def test_check_fails_with_every_problem_listed(in_tmp):
 def test_missing_config_file(in_tmp):
     out = ferrite("check", "--config", "nope.toml", cwd=in_tmp)
     assert out.returncode == 1 and "config file nope.toml not found" in out.stderr
+
+
+def test_replay_command(in_tmp):
+    import json
+
+    (in_tmp / "ferrite.toml").write_text(
+        '[pipeline]\nplugins = ["sqlite"]\n[plugins.sqlite]\npath = "events.db"\n')
+    out = ferrite("replay", cwd=in_tmp)
+    assert out.returncode == 0 and "nothing spooled" in out.stdout
+    event = {"id": "0190000000000000aaaaaaaaaaaaaaaa", "ts": "2026-11-28T10:00:00.000Z",
+             "site": "example.com", "name": "pageview", "path": "/x"}
+    (in_tmp / "ferrite-spool").mkdir()
+    (in_tmp / "ferrite-spool" / "sqlite.jsonl").write_text(json.dumps(
+        {"time": "2026-11-28T10:00:01.000Z", "sink": "sqlite", "attempts": 4,
+         "error": "OSError: disk full", "events": [event]}) + "\n")
+    out = ferrite("replay", cwd=in_tmp)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "sqlite: 1 events replayed, 0 still spooled"
+    import sqlite3
+
+    rows = sqlite3.connect(in_tmp / "events.db").execute("SELECT id, path FROM events").fetchall()
+    assert rows == [("0190000000000000aaaaaaaaaaaaaaaa", "/x")]

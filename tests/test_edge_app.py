@@ -286,28 +286,52 @@ async def test_a_full_queue_answers_503_with_retry_after_and_recovers(tmp_path):
     assert sorted(e.name for e in sink.events) == ["e0", "e1", "later"]
 
 
-async def test_a_failing_sink_answers_503_and_readyz_says_so_until_it_recovers(tmp_path):
+async def test_a_failing_sink_is_spooled_acknowledged_and_shown_until_it_recovers(tmp_path):
     sink = GatedSink()
     sink.gate.set()
     sink.broken = True
     app = gated_edge(tmp_path, sink)
+    pipeline = app.extensions["ferrite"]["pipeline"]
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        spooled = await client.post("/api/event", json={"n": "spooled", "u": PAGE},
+                                    headers=CHROME, scope_base=VISITOR)
+        assert spooled.status_code == 202  # in the spool on disk: acknowledged, not lost
+        ready = await client.get("/readyz")
+        body = await ready.get_json()
+        assert ready.status_code == 503
+        assert body["problems"] == ["sink gated is failing: OSError: disk unplugged"]
+        assert body["dead_letters"] == {"gated": 1}
+        metrics = await (await client.get("/metrics")).get_data(as_text=True)
+        assert re.search(r'ferrite_sink_failing\{component="gated",pid="\d+"\} 1\.0', metrics)
+        assert re.search(r'ferrite_dead_lettered_events_total\{component="gated",pid="\d+",'
+                         r'stage="write"\} 1\.0', metrics)
+        assert re.search(r'ferrite_sink_retries_total\{component="gated",pid="\d+",'
+                         r'stage="write"\} 3\.0', metrics)
+        sink.broken = False
+        ok = await client.post("/api/event", json={"n": "later", "u": PAGE}, headers=CHROME,
+                               scope_base=VISITOR)
+        assert ok.status_code == 202
+        assert (await client.get("/readyz")).status_code == 200
+        assert await trio.to_thread.run_sync(pipeline.replay) == {"gated": (1, 0)}
+    assert sorted(e.name for e in sink.events) == ["later", "spooled"]
+
+
+async def test_without_a_spool_a_failing_sink_answers_503(tmp_path):
+    sink = GatedSink()
+    sink.gate.set()
+    sink.broken = True
+    data = edge_config(tmp_path / "f.db")
+    data["pipeline"]["spool_dir"] = ""
+    config = load_config(data=data)
+    app = create_app(config, pipeline=Pipeline(config, extra_plugins=[("gated", sink)]))
     async with app.test_app() as test_app:
         client = test_app.test_client()
         failed = await client.post("/api/event", json={"u": PAGE}, headers=CHROME,
                                    scope_base=VISITOR)
-        assert failed.status_code == 503 and "Retry-After" in failed.headers
-        ready = await client.get("/readyz")
-        assert ready.status_code == 503
-        assert "a sink is failing: SinkError" in (await ready.get_json())["problems"]
-        metrics = await (await client.get("/metrics")).get_data(as_text=True)
-        assert re.search(r"ferrite_sink_failing\{pid=\"\d+\"\} 1\.0", metrics)
-        assert re.search(r'ferrite_errors_total\{component="gated",pid="\d+",stage="write"\} 1',
-                         metrics)
-        sink.broken = False
-        ok = await client.post("/api/event", json={"u": PAGE}, headers=CHROME,
-                               scope_base=VISITOR)
-        assert ok.status_code == 202
-        assert (await client.get("/readyz")).status_code == 200
+        assert failed.status_code == 503 and failed.headers["Retry-After"] == "1"
+        body = await (await client.get("/readyz")).get_json()
+        assert "batches cannot be stored: SinkError" in body["problems"]
 
 
 async def test_fragment_is_a_route_only_with_the_hash_flag(tmp_path):

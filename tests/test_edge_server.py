@@ -99,6 +99,8 @@ def test_forwarded_addresses_from_a_trusted_proxy_count(tmp_path):
             headers = {**CHROME, **({"X-Forwarded-For": xff} if xff else {})}
             assert http.get("/p.gif", params={"u": PAGE}, headers=headers).status_code == 200
         server.stop()
+    log = "\n".join(server.output)
+    assert "198.51.100" not in log and "6.6.6.6" not in log and "Mozilla" not in log
     s = [r["session"] for r in stored(tmp_path / "ferrite.db")]
     # .7 and "spoof, .7" are one visitor (rightmost untrusted hop); .8 and the proxy itself
     # are two others.
@@ -136,6 +138,7 @@ def test_every_bad_input_class_over_the_wire(tmp_path):
         metrics = http.get("/metrics").text
         still_fine = http.get("/p.gif", params={"u": PAGE}, headers=CHROME)
         assert server.stop() == 0
+    assert "Mozilla" not in "\n".join(server.output)  # bad input is not logged with its UA
     for reason, response in cases.items():
         assert 400 <= response.status_code < 500, (reason, response.status_code)
         assert response.json()["error"], reason

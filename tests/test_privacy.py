@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import types
 
-from ferrite import Pipeline, load_config
+from ferrite import Pipeline, hookimpl, load_config
 from ferrite.testing import make_hit
 
 IPS = ["203.0.113.77", "2001:db8:beef::1234", "198.51.100.201"]
@@ -15,6 +16,10 @@ UAS = [
     "Gecko) Version/17.5 Mobile/15E148 Safari/604.1 PrivacyProbe/8",
     "PrivacyProbeBot/1.0 (+https://probe.example/bot)",  # a bot, kept in the bots table
 ]
+
+
+def everything(folder) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
 
 
 def forms(ip: str) -> list[bytes]:
@@ -27,7 +32,8 @@ def test_no_ip_or_user_agent_anywhere_in_the_database_files(tmp_path):
     jsonl = tmp_path / "events.jsonl"
     config = load_config(data={
         "pipeline": {"plugins": ["client_ip", "useragent", "bots", "session", "referrer",
-                                 "sqlite", "jsonl"]},
+                                 "sqlite", "jsonl"], "spool_dir": str(tmp_path / "spool"),
+                     "retry_initial_seconds": 0},
         "plugins": {"client_ip": {"trusted_proxies": ["10.0.0.0/8"]},
                     "sqlite": {"path": str(db), "keep_bots": True},
                     "jsonl": {"path": str(jsonl), "include_bots": True}},
@@ -39,12 +45,18 @@ def test_no_ip_or_user_agent_anywhere_in_the_database_files(tmp_path):
                                  user_agent=ua, referrer=f"https://ref.example/?ua={ua}",
                                  headers={"x-forwarded-for": ip, "cookie": f"c={ip}"},
                                  props={"n": i}))
-    with Pipeline(config) as pipeline:
+    broken = types.ModuleType("broken")  # a sink whose batches all end in the spool
+    broken.ferrite_write = hookimpl(lambda events: 1 / 0)
+    broken.ferrite_write_bots = hookimpl(lambda events: 1 / 0)
+    with Pipeline(config, extra_plugins=[("broken", broken)]) as pipeline:
         pipeline.run(hits)
         assert pipeline.metrics.get("sent", component="sqlite", stage="write") == 6
+        assert pipeline.metrics.get("dead_lettered", component="broken", stage="write") == 6
         # Inspect the files while the connection is still open (WAL not yet checkpointed) too.
-        open_bytes = b"".join(p.read_bytes() for p in tmp_path.iterdir())
-    closed_bytes = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+        open_bytes = everything(tmp_path)
+    closed_bytes = everything(tmp_path)
+    assert (tmp_path / "spool" / "broken.jsonl").exists()
+    assert (tmp_path / "spool" / "broken.bots.jsonl").exists()
     for blob in (open_bytes, closed_bytes):
         for ip in IPS:
             for form in forms(ip):

@@ -98,15 +98,20 @@ def test_enricher_fields_become_columns(tmp_path):
     assert [r["country"] for r in rows(db)] == ["NL", None]
 
 
-def test_bad_extra_field_name_fails_the_batch_with_a_clear_error(tmp_path):
+def test_bad_extra_field_name_is_fatal_and_the_batch_is_spooled(tmp_path):
+    import json
     import types
 
-    from ferrite import SinkError, hookimpl
+    from ferrite import hookimpl
 
     enricher = types.ModuleType("bad")
     enricher.ferrite_enrich = hookimpl(lambda event: event.extra.update({"no spaces": 1}))
-    with pytest.raises(SinkError, match="cannot be a column name"):
-        run_chain([make_hit()], sqlite_config(tmp_path / "f.db"), plugins=[("bad", enricher)])
+    result = run_chain([make_hit()], sqlite_config(tmp_path / "f.db"),
+                       plugins=[("bad", enricher)])
+    assert result.metrics.total("retries") == 0  # fatal: no retry
+    (entry,) = [json.loads(line) for line in (tmp_path / "spool" / "sqlite.jsonl").open()]
+    assert entry["attempts"] == 1 and "cannot be a column name" in entry["error"]
+    assert len(entry["events"]) == 1
 
 
 def test_bots_kept_in_their_own_table_when_asked(tmp_path):

@@ -41,6 +41,14 @@ class PipelineTable(Table):
     batch_size: int = Field(
         500, ge=1, le=100_000, description="Most events handed to the sinks in one batch."
     )
+    retry_attempts: int = Field(4, ge=1, le=50,
+                                description="Tries per batch and sink before it is spooled.")
+    retry_initial_seconds: float = Field(0.1, ge=0, le=60,
+                                         description="Wait before the first retry; doubles.")
+    retry_max_seconds: float = Field(2.0, ge=0, le=600, description="Cap on any one wait.")
+    spool_dir: str | None = Field(
+        "ferrite-spool", description="Dead-letter spool for batches a sink could not take; "
+        "empty disables it (such batches then fail the request).")
 
 
 class EdgeTable(Table):

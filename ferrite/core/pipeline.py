@@ -8,6 +8,7 @@ sink is named and the others still receive the batch.
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ferrite.core.config import Config, load_config
+from ferrite.core.delivery import RetryPolicy, Spool, deliver
 from ferrite.core.errors import SinkError
 from ferrite.core.event import PRIVATE_HEADERS, Agent, Event, Hit, new_event_id
 from ferrite.core.manager import Plugins
@@ -94,6 +96,13 @@ class Pipeline:
                            for i in reversed(hook.ferrite_enrich.get_hookimpls())]
         self._sinks = self.plugins.sinks()
         self._bot_sinks = self.plugins.bot_sinks()
+        table = self.config.pipeline
+        self.retry = RetryPolicy(attempts=table.retry_attempts,
+                                 initial=table.retry_initial_seconds,
+                                 maximum=table.retry_max_seconds)
+        self.spool = Spool(table.spool_dir) if table.spool_dir else None
+        self.failing_sinks: dict[str, str] = {}  # sink -> its last error, until it succeeds
+        self._rng = random.Random()
         self.started = False
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -184,7 +193,9 @@ class Pipeline:
     def write(self, processed: Processed) -> None:
         """Hand events to every sink and bot events to the sinks that keep them.
 
-        Raises `SinkError` naming each sink that failed, after all sinks had their turn.
+        Each sink gets its retries; a batch it still refuses goes to the dead-letter spool,
+        which counts as stored. Raises `SinkError` naming each sink whose batch could be
+        neither written nor spooled, after every sink had its turn.
         """
         failures: dict[str, BaseException] = {}
         for batch, sinks, stage in ((processed.events, self._sinks, "write"),
@@ -192,17 +203,52 @@ class Pipeline:
             if not batch:
                 continue
             for name, write in sinks:
-                try:
-                    write(events=batch)
-                except Exception as exc:
-                    failures[name] = exc
-                    self.metrics.inc("errors", component=name, stage=stage)
-                else:
-                    self.metrics.inc("sent", len(batch), component=name, stage=stage)
+                error = self._deliver(name, write, batch, stage)
+                if error is not None:
+                    failures[name] = error
         if processed.events:
             self.metrics.inc("batches")
         if failures:
             raise SinkError(failures)
+
+    def _deliver(self, name: str, write: Callable[..., None], batch: list[Event],
+                 stage: str) -> BaseException | None:
+        error, attempts = deliver(
+            lambda events: write(events=events), batch, policy=self.retry, rng=self._rng,
+            on_retry=lambda exc: self.metrics.inc("retries", component=name, stage=stage))
+        if error is None:
+            self.failing_sinks.pop(name, None)
+            self.metrics.inc("sent", len(batch), component=name, stage=stage)
+            return None
+        self.failing_sinks[name] = f"{type(error).__name__}: {error}"[:200]
+        self.metrics.inc("errors", component=name, stage=stage)
+        if self.spool is None:
+            return error
+        spool_name = name if stage == "write" else f"{name}.bots"
+        try:
+            self.spool.add(spool_name, batch, error, attempts)
+        except OSError as spool_error:
+            self.metrics.inc("errors", component="spool", stage=stage)
+            return spool_error
+        self.metrics.inc("dead_lettered", len(batch), component=name, stage=stage)
+        return None
+
+    def replay(self, only: str | None = None) -> dict[str, tuple[int, int]]:
+        """Send spooled batches back through their sinks; {spool: (replayed, left)}."""
+        if self.spool is None:
+            return {}
+        writers = {name: write for name, write in self._sinks}
+        writers |= {f"{name}.bots": write for name, write in self._bot_sinks}
+        results = {}
+        for spool_name in sorted(set(self.spool.counts()) | ({only} if only else set())):
+            if only and spool_name not in (only, f"{only}.bots"):
+                continue
+            write = writers.get(spool_name)
+            if write is None:
+                continue
+            results[spool_name] = self.spool.replay(
+                spool_name, lambda events, w=write: w(events=events))
+        return results
 
     def run(self, hits: Iterable[Hit]) -> Totals:
         """Process and write `hits` in batches of `batch_size`, keeping memory flat."""

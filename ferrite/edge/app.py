@@ -214,16 +214,18 @@ def create_app(config: Config, *, pipeline: Pipeline | None = None) -> QuartTrio
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        problems = []
+        problems = [f"sink {name} is failing: {error}"
+                    for name, error in sorted(pipeline.failing_sinks.items())]
         if stream.failing is not None:
-            problems.append(f"a sink is failing: {type(stream.failing).__name__}")
+            problems.append(f"batches cannot be stored: {type(stream.failing).__name__}")
         if stream.is_full():
             problems.append("the queue is full")
         if stream.closed:
             problems.append("shutting down")
-        if problems:
-            return json_response({"ready": False, "problems": problems}, 503)
-        return json_response({"ready": True, "queue_depth": stream.depth()}, 200)
+        spooled = await trio.to_thread.run_sync(pipeline.spool.counts) if pipeline.spool else {}
+        body = {"ready": not problems, "problems": problems, "queue_depth": stream.depth(),
+                "dead_letters": spooled}
+        return json_response(body, 503 if problems else 200)
 
     @app.get("/metrics")
     async def prometheus() -> Response:

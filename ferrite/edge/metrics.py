@@ -25,6 +25,9 @@ COUNTERS = {
     "errors": ("ferrite_errors", "Plugin failures, by plugin and stage."),
     "rejected": ("ferrite_rejected_requests", "Requests refused as bad input, by reason."),
     "overloaded": ("ferrite_overloaded_requests", "Requests answered 503 on a full queue."),
+    "retries": ("ferrite_sink_retries", "Batches a sink was asked to take again."),
+    "dead_lettered": ("ferrite_dead_lettered_events",
+                      "Events spooled because a sink refused them after its retries."),
 }
 
 
@@ -52,9 +55,11 @@ class _CoreCollector:
                                      labels=["pid"])
         capacity.add_metric([self.pid], self.stream.queue_size)
         yield capacity
-        failing = GaugeMetricFamily("ferrite_sink_failing", "1 while the last batch failed.",
-                                    labels=["pid"])
-        failing.add_metric([self.pid], 1 if self.stream.failing else 0)
+        failing = GaugeMetricFamily("ferrite_sink_failing",
+                                    "1 while a sink's last batch failed.",
+                                    labels=["component", "pid"])
+        for name in sorted(self.stream.pipeline.failing_sinks):
+            failing.add_metric([name, self.pid], 1)
         yield failing
 
 

@@ -18,6 +18,7 @@ import sqlite_utils
 from pydantic import Field
 
 from ferrite.core.config import Config, Table
+from ferrite.core.delivery import FatalSinkError
 from ferrite.core.event import Event, iso_utc
 from ferrite.core.hookspecs import hookimpl
 from ferrite.plugins.bots import referrer_host
@@ -107,8 +108,9 @@ class SqliteSink:
                 if key in known:
                     continue
                 if not _IDENTIFIER.match(key):
-                    raise ValueError(f"an enricher set event.extra[{key!r}], which cannot be "
-                                     f"a column name; use letters, digits and underscores")
+                    raise FatalSinkError(f"an enricher set event.extra[{key!r}], which cannot "
+                                         f"be a column name; use letters, digits and "
+                                         f"underscores")
                 self.db.table(self.settings.table).add_column(key, type(value))
                 self._extra_columns.append(key)
                 known.add(key)
