@@ -9,9 +9,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def in_tmp(tmp_path: Path) -> Path:
-    """Run the test with the working directory in a fresh folder (no ferrite.toml there)."""
+    """Every test runs in a fresh working directory (no ferrite.toml there), so nothing a
+    test writes by a relative path (ferrite.db, ferrite-spool/) lands in the checkout."""
     old = Path.cwd()
     os.chdir(tmp_path)
     try:
