@@ -142,3 +142,36 @@ def test_table_name_must_be_an_identifier(tmp_path):
 
     with pytest.raises(PluginError, match="key 'table'.*should match pattern"):
         run_chain([], sqlite_config(tmp_path / "f.db", table="x; DROP TABLE y"))
+
+
+def test_many_workers_starting_at_once_on_a_new_file(tmp_path):
+    """Workers switching a new file to WAL and creating tables at the same moment used to
+    see 'database is locked' (the journal-mode switch does not wait on the busy timeout)."""
+    import threading
+
+    from ferrite.plugins.salts import SaltStore
+    from ferrite.plugins.sqlite import Settings, SqliteSink
+
+    for round_ in range(5):
+        path = str(tmp_path / f"f{round_}.db")
+        barrier = threading.Barrier(8)
+        errors: list[BaseException] = []
+
+        def start(path=path, barrier=barrier, errors=errors) -> None:
+            barrier.wait()
+            try:
+                sink = SqliteSink(Settings(path=path))
+                sink.ferrite_startup()
+                salts = SaltStore(path)
+                salts.open()
+                salts.close()
+                sink.ferrite_shutdown()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=start) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []

@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
+from ferrite.plugins.sqlite_startup import ensure_wal, retry_while_locked
+
 SALT_BYTES = 32
 ONE_DAY = timedelta(days=1)
 
@@ -35,12 +37,16 @@ class SaltStore:
     def open(self) -> None:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA secure_delete=ON")
-        conn.execute("CREATE TABLE IF NOT EXISTS ferrite_salts "
-                     "(day TEXT PRIMARY KEY, salt BLOB NOT NULL) WITHOUT ROWID")
+
+        def prepare() -> None:
+            ensure_wal(conn)
+            conn.execute("PRAGMA secure_delete=ON")
+            conn.execute("CREATE TABLE IF NOT EXISTS ferrite_salts "
+                         "(day TEXT PRIMARY KEY, salt BLOB NOT NULL) WITHOUT ROWID")
+
+        retry_while_locked(prepare)
         self._conn = conn
-        self.rotate()
+        retry_while_locked(self.rotate)
 
     def close(self) -> None:
         with self._lock:

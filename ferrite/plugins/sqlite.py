@@ -22,6 +22,7 @@ from ferrite.core.delivery import FatalSinkError
 from ferrite.core.event import Event, iso_utc
 from ferrite.core.hookspecs import hookimpl
 from ferrite.plugins.bots import referrer_host
+from ferrite.plugins.sqlite_startup import ensure_wal, retry_while_locked
 
 DEFAULT_PATH = "ferrite.db"
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
@@ -68,9 +69,15 @@ class SqliteSink:
         conn = sqlite3.connect(s.path, timeout=s.busy_timeout_ms / 1000,
                                check_same_thread=False)
         self._conn = conn
-        self.db = db = sqlite_utils.Database(conn)
-        db.enable_wal()
-        conn.execute(f"PRAGMA synchronous={s.synchronous}")
+        self.db = sqlite_utils.Database(conn)
+        retry_while_locked(self._prepare)
+
+    def _prepare(self) -> None:
+        """WAL, tables, migrations and indexes; retried while another worker holds a lock."""
+        s, db = self.settings, self.db
+        assert db is not None and self._conn is not None
+        ensure_wal(self._conn)
+        self._conn.execute(f"PRAGMA synchronous={s.synchronous}")
         self._ensure_table(s.table, EVENT_COLUMNS, not_null={"id", "ts", "site", "name"})
         events = db.table(s.table)
         events.create_index(["site", "ts"], if_not_exists=True)
@@ -81,16 +88,19 @@ class SqliteSink:
             db.table(s.bots_table).create_index(["site", "ts"], if_not_exists=True)
 
     def _ensure_table(self, name: str, columns: dict[str, type], not_null: set[str]) -> None:
-        """Create the table, or add the columns an older Ferrite did not have."""
+        """Create the table, or add the columns an older Ferrite did not have. Another
+        worker may be doing the same at the same moment, so both steps tolerate that."""
         assert self.db is not None
         table = self.db.table(name)
-        if not table.exists():
-            table.create(columns, pk="id", not_null=not_null)
-            return
+        table.create(columns, pk="id", not_null=not_null, if_not_exists=True)
         existing = table.columns_dict
         for column, kind in columns.items():
             if column not in existing:
-                table.add_column(column, kind)
+                try:
+                    table.add_column(column, kind)
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):
+                        raise
 
     @hookimpl
     def ferrite_shutdown(self) -> None:
@@ -111,7 +121,11 @@ class SqliteSink:
                     raise FatalSinkError(f"an enricher set event.extra[{key!r}], which cannot "
                                          f"be a column name; use letters, digits and "
                                          f"underscores")
-                self.db.table(self.settings.table).add_column(key, type(value))
+                try:
+                    self.db.table(self.settings.table).add_column(key, type(value))
+                except sqlite3.OperationalError as exc:  # another worker was first
+                    if "duplicate column" not in str(exc):
+                        raise
                 self._extra_columns.append(key)
                 known.add(key)
 
