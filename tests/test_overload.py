@@ -27,6 +27,7 @@ def ferrite_write(events):
 CONFIG = """
 [pipeline]
 plugins = ["client_ip", "useragent", "bots", "session", "referrer", "sqlite", "slow_sink"]
+sink_buffer_batches = 1
 [edge]
 queue_size = 4
 retry_after = 2

@@ -46,6 +46,11 @@ class PipelineTable(Table):
     retry_initial_seconds: float = Field(0.1, ge=0, le=60,
                                          description="Wait before the first retry; doubles.")
     retry_max_seconds: float = Field(2.0, ge=0, le=600, description="Cap on any one wait.")
+    sink_timeout_seconds: float = Field(
+        30.0, gt=0, le=3600, description="For the edge: a sink write that takes longer "
+        "counts as failed; the sink is then skipped (its batches spooled) until it answers.")
+    sink_buffer_batches: int = Field(8, ge=1, le=10_000, description="For the edge: batches "
+                                     "that may wait for one sink before the writer waits.")
     spool_dir: str | None = Field(
         "ferrite-spool", description="Dead-letter spool for batches a sink could not take; "
         "empty disables it (such batches then fail the request).")

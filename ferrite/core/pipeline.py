@@ -211,11 +211,22 @@ class Pipeline:
         if failures:
             raise SinkError(failures)
 
+    def sink_targets(self) -> list[tuple[str, str, Callable[..., None]]]:
+        """(name, stage, write) for every sink hook: "write" for events, "write_bots"."""
+        return ([(name, "write", write) for name, write in self._sinks]
+                + [(name, "write_bots", write) for name, write in self._bot_sinks])
+
     def _deliver(self, name: str, write: Callable[..., None], batch: list[Event],
                  stage: str) -> BaseException | None:
         error, attempts = deliver(
             lambda events: write(events=events), batch, policy=self.retry, rng=self._rng,
             on_retry=lambda exc: self.metrics.inc("retries", component=name, stage=stage))
+        return self.settle(name, stage, batch, error, attempts)
+
+    def settle(self, name: str, stage: str, batch: list[Event], error: BaseException | None,
+               attempts: int) -> BaseException | None:
+        """Book a delivery's outcome; spool a refused batch. Returns the error that remains
+        (None when the batch was stored or spooled)."""
         if error is None:
             self.failing_sinks.pop(name, None)
             self.metrics.inc("sent", len(batch), component=name, stage=stage)

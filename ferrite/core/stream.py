@@ -1,9 +1,14 @@
 """Streaming hits into the pipeline with group commit and acknowledgements.
 
-Front ends (the edge, a followed log file) submit hits without blocking; one writer task
-takes every submission waiting, runs the chain and the sinks on them as one batch in a
-worker thread, then wakes each submitter. No timer: under light load a batch is one
-request and is written at once; under heavy load batches grow by themselves.
+Front ends (the edge) submit hits without blocking; one writer task takes every
+submission waiting and runs the chain on them as one batch in a worker thread. No timer:
+under light load a batch is one request, under heavy load batches grow by themselves.
+
+Each sink then gets the batch through its own bounded buffer, task and thread, so a slow
+or hanging sink holds back only itself (and, once its buffer is full, the writer). A
+write that takes longer than `sink_timeout_seconds` counts as failed and the sink is
+skipped (its batches retried, then spooled) until the stuck write returns. A batch is
+acknowledged once every sink stored or spooled it.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from dataclasses import dataclass, field
 
 import trio
 
-from ferrite.core.event import Hit
+from ferrite.core.delivery import FatalSinkError
+from ferrite.core.errors import SinkError
+from ferrite.core.event import Event, Hit
 from ferrite.core.pipeline import Pipeline, Processed
 
 
@@ -43,6 +50,79 @@ class Submission:
 BatchObserver = Callable[[int, float], None]
 
 
+@dataclass(eq=False)
+class Job:
+    """One processed batch on its way through the sinks."""
+
+    submissions: list[Submission]
+    parts: list[Processed]
+    pending: int
+    started: float
+    failures: dict[str, BaseException] = field(default_factory=dict)
+    done: trio.Event = field(default_factory=trio.Event)
+
+    def finish(self, name: str, error: BaseException | None) -> None:
+        if error is not None:
+            self.failures[name] = error
+        self.pending -= 1
+        if self.pending <= 0:
+            self.done.set()
+
+
+class SinkWorker:
+    """One sink hook's buffer, task and thread."""
+
+    def __init__(self, pipeline: Pipeline, name: str, stage: str,
+                 write: Callable[..., None]) -> None:
+        table = pipeline.config.pipeline
+        self.pipeline, self.name, self.stage, self.write = pipeline, name, stage, write
+        self.timeout = table.sink_timeout_seconds
+        self.send, self.receive = trio.open_memory_channel[tuple[Job, list[Event]]](
+            table.sink_buffer_batches)
+        self.limiter = trio.CapacityLimiter(1)
+        self.stuck = False  # a write timed out and its thread has not returned yet
+
+    async def run(self) -> None:
+        async for job, batch in self.receive:
+            with trio.CancelScope(shield=True):  # a batch taken is stored or spooled
+                error = await self.deliver(batch)
+            job.finish(self.name, error)
+
+    def _write(self, batch: list[Event]) -> None:
+        try:
+            self.write(events=batch)
+        finally:
+            self.stuck = False  # a write given up on clears the flag when it returns
+
+    async def deliver(self, batch: list[Event]) -> BaseException | None:
+        pipeline = self.pipeline
+        waits = pipeline.retry.delays(pipeline._rng)
+        attempts = 0
+        while True:
+            attempts += 1
+            error: BaseException | None = None
+            if self.stuck:
+                error = TimeoutError(f"an earlier write to {self.name} has not returned")
+            else:
+                with trio.move_on_after(self.timeout) as scope:
+                    try:
+                        await trio.to_thread.run_sync(self._write, batch, limiter=self.limiter,
+                                                      abandon_on_cancel=True)
+                    except Exception as exc:
+                        error = exc
+                if scope.cancelled_caught:
+                    self.stuck = True
+                    error = TimeoutError(f"{self.name} did not answer within {self.timeout} s")
+            wait = None
+            if error is not None and not isinstance(error, FatalSinkError):
+                wait = next(waits, None)
+            if wait is None:
+                return await trio.to_thread.run_sync(pipeline.settle, self.name, self.stage,
+                                                     batch, error, attempts)
+            pipeline.metrics.inc("retries", component=self.name, stage=self.stage)
+            await trio.sleep(wait)
+
+
 class HitStream:
     def __init__(self, pipeline: Pipeline, *, queue_size: int = 1000,
                  on_batch: BatchObserver | None = None) -> None:
@@ -50,8 +130,11 @@ class HitStream:
         self.batch_size = pipeline.batch_size
         self.queue_size = queue_size
         self._send, self._receive = trio.open_memory_channel[Submission](queue_size)
-        self._limiter = trio.CapacityLimiter(1)  # one writer thread: SQLite wants that
+        self._limiter = trio.CapacityLimiter(1)  # one chain thread
+        self._workers = [SinkWorker(pipeline, name, stage, write)
+                         for name, stage, write in pipeline.sink_targets()]
         self._on_batch = on_batch
+        self._nursery: trio.Nursery | None = None
         self.closed = False
         self._running = False
         self._stopped = trio.Event()
@@ -74,12 +157,21 @@ class HitStream:
         return self.depth() >= self.queue_size
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The writer loop; runs until `close` and then drains what is left."""
+        """The writer and the sink workers; run until `close`, then drain what is left."""
         self._running = True
-        task_status.started()
         try:
-            async for first in self._receive:
-                await self._write_batch(self._take_more([first]))
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                for worker in self._workers:
+                    nursery.start_soon(worker.run)
+                task_status.started()
+                try:
+                    async for first in self._receive:
+                        await self._dispatch(self._take_more([first]))
+                finally:
+                    with trio.CancelScope(shield=True):
+                        for worker in self._workers:
+                            await worker.send.aclose()  # they finish their buffers, then end
         finally:
             self._running = False
             self._stopped.set()
@@ -95,30 +187,56 @@ class HitStream:
             count += len(submission.hits)
         return batch
 
-    async def _write_batch(self, batch: list[Submission]) -> None:
-        # Shielded: once taken off the queue, a batch is written and acknowledged even if
-        # shutdown cancels the writer meanwhile.
-        with trio.CancelScope(shield=True):
+    async def _dispatch(self, batch: list[Submission]) -> None:
+        """Run the chain, hand the result to every sink's buffer, acknowledge later."""
+        assert self._nursery is not None
+        with trio.CancelScope(shield=True):  # once taken off the queue, a batch goes through
             started = time.perf_counter()
             try:
-                parts = await trio.to_thread.run_sync(self._process_and_write, batch,
+                parts = await trio.to_thread.run_sync(self._process, batch,
                                                       limiter=self._limiter)
             except Exception as exc:
-                self.failing = exc
-                for submission in batch:
-                    submission.error = exc
-                    submission.done.set()
+                self._fail(batch, exc)
                 return
-            self.failing = None
-            if self._on_batch is not None:
-                self._on_batch(sum(len(s.hits) for s in batch), time.perf_counter() - started)
-            for submission, part in zip(batch, parts, strict=True):
-                submission.stored = len(part.events)
-                submission.filtered = len(submission.hits) - submission.stored
-                submission.done.set()
+            events = [e for part in parts for e in part.events]
+            bots = [e for part in parts for e in part.bots]
+            targets = [(w, events if w.stage == "write" else bots) for w in self._workers]
+            targets = [(w, b) for w, b in targets if b]
+            job = Job(batch, parts, pending=len(targets), started=started)
+            if events:
+                self.pipeline.metrics.inc("batches")
+            if not targets:
+                job.done.set()
+            for worker, its_batch in targets:
+                await worker.send.send((job, its_batch))  # waits while its buffer is full
+            self._nursery.start_soon(self._acknowledge, job)
+
+    async def _acknowledge(self, job: Job) -> None:
+        with trio.CancelScope(shield=True):
+            await job.done.wait()
+        if job.failures:
+            self._fail(job.submissions, SinkError(job.failures))
+            return
+        self.failing = None
+        if self._on_batch is not None:
+            self._on_batch(sum(len(s.hits) for s in job.submissions),
+                           time.perf_counter() - job.started)
+        for submission, part in zip(job.submissions, job.parts, strict=True):
+            submission.stored = len(part.events)
+            submission.filtered = len(submission.hits) - submission.stored
+            submission.done.set()
+
+    def _fail(self, batch: list[Submission], exc: BaseException) -> None:
+        self.failing = exc
+        for submission in batch:
+            submission.error = exc
+            submission.done.set()
+
+    def _process(self, batch: list[Submission]) -> list[Processed]:
+        return [self.pipeline.process(s.hits) for s in batch]
 
     def _process_and_write(self, batch: list[Submission]) -> list[Processed]:
-        parts = [self.pipeline.process(s.hits) for s in batch]
+        parts = self._process(batch)
         merged = Processed()
         for part in parts:
             merged.events.extend(part.events)
@@ -132,10 +250,19 @@ class HitStream:
         await self._send.aclose()
         with trio.CancelScope(shield=True):
             if self._running:
-                await self._stopped.wait()  # it finishes its batch, then drains the rest
-            while True:
+                await self._stopped.wait()  # the writer drains the queue, the workers theirs
+            while True:  # the writer task is gone (never started, or cancelled): do it here
                 try:
                     first = self._receive.receive_nowait()
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
-                await self._write_batch(self._take_more([first]))
+                batch = self._take_more([first])
+                try:
+                    parts = await trio.to_thread.run_sync(self._process_and_write, batch)
+                except Exception as exc:
+                    self._fail(batch, exc)
+                    continue
+                for submission, part in zip(batch, parts, strict=True):
+                    submission.stored = len(part.events)
+                    submission.filtered = len(submission.hits) - submission.stored
+                    submission.done.set()
