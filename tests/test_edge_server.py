@@ -210,3 +210,21 @@ def test_two_workers_share_one_database_and_one_salt(tmp_path):
     assert len({r["session"] for r in rows}) == 1
     assert len(stored(tmp_path / "ferrite.db", "SELECT day FROM ferrite_salts")) == 1
     assert len(pids) == 2, f"requests were served by {len(pids)} worker process(es)"
+
+
+def test_a_silent_slow_client_is_cut_off_by_the_read_timeout(tmp_path):
+    import socket
+    from urllib.parse import urlsplit
+
+    config = TRUSTING.replace("[edge]", "[edge]\nread_timeout = 2")
+    with ferrite_serve(tmp_path, config=config) as server:
+        url = urlsplit(server.url)
+        with socket.create_connection((url.hostname, url.port), timeout=15) as sock:
+            sock.sendall(b"GET /p.gif?u=https://example.com/ HTTP/1.1\r\nHost: x\r\n")
+            started = time.monotonic()
+            assert sock.recv(1024) == b""  # closed, without an answer
+            waited = time.monotonic() - started
+        with client(server) as http:  # everyone else is still served
+            assert http.get("/healthz").status_code == 200
+        assert server.stop() == 0
+    assert 1.5 < waited < 10

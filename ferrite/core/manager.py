@@ -24,7 +24,7 @@ ENTRY_POINT_GROUP = "ferrite"
 #: Short name -> module for the built-in plugins; each is itself an ordinary plugin.
 BUILTINS: dict[str, str] = {
     name: f"ferrite.plugins.{name}"
-    for name in ("client_ip", "useragent", "bots", "session", "referrer",
+    for name in ("client_ip", "useragent", "bots", "session", "referrer", "ratelimit",
                  "sqlite", "jsonl", "console")
 }
 
