@@ -117,6 +117,8 @@ class SinkWorker:
             if error is not None and not isinstance(error, FatalSinkError):
                 wait = next(waits, None)
             if wait is None:
+                if error is None:  # only bookkeeping: no need for a thread
+                    return pipeline.settle(self.name, self.stage, batch, None, attempts)
                 return await trio.to_thread.run_sync(pipeline.settle, self.name, self.stage,
                                                      batch, error, attempts)
             pipeline.metrics.inc("retries", component=self.name, stage=self.stage)
