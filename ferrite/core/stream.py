@@ -223,7 +223,11 @@ class HitStream:
         if self._on_batch is not None:
             self._on_batch(sum(len(s.hits) for s in job.submissions),
                            time.perf_counter() - job.started)
-        for submission, part in zip(job.submissions, job.parts, strict=True):
+        self._succeed(job.submissions, job.parts)
+
+    @staticmethod
+    def _succeed(batch: list[Submission], parts: list[Processed]) -> None:
+        for submission, part in zip(batch, parts, strict=True):
             submission.stored = len(part.events)
             submission.filtered = len(submission.hits) - submission.stored
             submission.done.set()
@@ -264,7 +268,4 @@ class HitStream:
                 except Exception as exc:
                     self._fail(batch, exc)
                     continue
-                for submission, part in zip(batch, parts, strict=True):
-                    submission.stored = len(part.events)
-                    submission.filtered = len(submission.hits) - submission.stored
-                    submission.done.set()
+                self._succeed(batch, parts)
