@@ -128,3 +128,14 @@ def ferrite_serve(cwd: Path, *args: str, config: str | None = None,
     finally:
         if process.poll() is None:
             server.stop(signal.SIGKILL)
+
+
+def assert_private(folder: Path, ip: str, user_agent: str, output: list[str] = ()) -> None:
+    """Neither the client's IP nor its user agent in any file under `folder` (database,
+    WAL, spool, jsonl) nor in the server's output."""
+    for path in folder.rglob("*"):
+        if path.is_file() and path.suffix not in (".toml", ".py", ".log"):
+            data = path.read_bytes()
+            assert ip.encode() not in data, f"{ip} in {path}"
+            assert user_agent.encode() not in data, f"the user agent in {path}"
+    assert user_agent not in "\n".join(output)

@@ -11,7 +11,7 @@ import trio
 
 from ferrite.testing import DESKTOP_CHROME
 
-from .edge_helpers import ferrite_serve, stored
+from .edge_helpers import assert_private, ferrite_serve, stored
 
 pytestmark = pytest.mark.slow
 PAGE = "https://example.com/crash-test"
@@ -57,3 +57,4 @@ async def test_sigkill_mid_stream_repeatedly_loses_nothing_acknowledged(tmp_path
     missing = acknowledged - set(names)
     assert not missing, f"{len(missing)} acknowledged events lost, e.g. {sorted(missing)[:3]}"
     assert len(acknowledged) >= 4 * 150
+    assert_private(tmp_path, "127.0.0.1", DESKTOP_CHROME, server.output)

@@ -12,7 +12,7 @@ import trio
 from ferrite import FatalSinkError, Pipeline, hookimpl, load_config
 from ferrite.edge.app import create_app
 
-from .edge_helpers import CHROME, VISITOR, edge_config, stored
+from .edge_helpers import CHROME, VISITOR, assert_private, edge_config, stored
 
 PAGE = "https://example.com/faults"
 
@@ -114,3 +114,4 @@ async def test_faulty_sinks_do_not_stall_the_others_and_nothing_is_lost(tmp_path
         assert sorted(sink.by_id.values()) == sorted(names), sink.name
     rows = stored(tmp_path / "f.db")
     assert len(rows) == len({r["id"] for r in rows}) == 20
+    assert_private(tmp_path, VISITOR["client"][0], CHROME["User-Agent"])  # spool included

@@ -12,7 +12,7 @@ import trio
 
 from ferrite.testing import DESKTOP_CHROME
 
-from .edge_helpers import ferrite_serve, stored
+from .edge_helpers import assert_private, ferrite_serve, stored
 
 pytestmark = pytest.mark.slow
 
@@ -81,3 +81,4 @@ async def test_burst_gets_503s_not_timeouts_and_service_recovers(tmp_path):
     assert re.search(r"ferrite_overloaded_requests_total\{pid=\"\d+\"\} (\d+)", metrics)
     names = {r["name"] for r in stored(tmp_path / "ferrite.db")}
     assert "after" in names and len(names) == answers.count(202) + 1
+    assert_private(tmp_path, "127.0.0.1", DESKTOP_CHROME, server.output)
