@@ -94,6 +94,8 @@ class Pipeline:
         self._session = first_result(hook.ferrite_session)
         self._enrichers = [(i.plugin_name, i.function, i.argnames)
                            for i in reversed(hook.ferrite_enrich.get_hookimpls())]
+        # Filtering the headers costs a dict per hit: only when an enricher asks for them.
+        self._enrichers_want_headers = any("headers" in a for _, _, a in self._enrichers)
         self._sinks = self.plugins.sinks()
         self._bot_sinks = self.plugins.bot_sinks()
         table = self.config.pipeline
@@ -169,7 +171,8 @@ class Pipeline:
             return
         event.session = self._session(hit=hit, client_ip=client_ip) or ""
         if self._enrichers:
-            discard = self._enrich(event, public_headers(hit.headers))
+            headers = public_headers(hit.headers) if self._enrichers_want_headers else {}
+            discard = self._enrich(event, headers)
             if discard:
                 out.discarded[discard] += 1
                 return
