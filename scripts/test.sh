@@ -25,5 +25,8 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
   -e '.[test]' -e examples/ferrite-csv-sink
 
+# Labelled user-agent corpora from pinned registry packages, for the bot-detection tests.
+.venv/bin/python tests/bot_corpora.py
+
 .venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"
