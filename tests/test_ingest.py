@@ -65,7 +65,7 @@ def test_reimport_stores_nothing_twice(tmp_path):
     for _ in range(2):
         assert ingest(tmp_path, str(REAL), "--site", "semicomplete.com").returncode == 0
     rows = stored(tmp_path / "ferrite.db", "SELECT id FROM events")
-    assert len(rows) == len({r["id"] for r in rows}) == 1655
+    assert len(rows) == len({r["id"] for r in rows}) == 1659
 
 
 def test_stdin_and_plain_files_give_the_same_ids(tmp_path):
@@ -79,7 +79,7 @@ def test_stdin_and_plain_files_give_the_same_ids(tmp_path):
     assert ingest(piped, "-", "--site", "semicomplete.com", stdin=raw).returncode == 0
     ids = [{r["id"] for r in stored(d / "ferrite.db", "SELECT id FROM events")}
            for d in (plain, piped)]
-    assert ids[0] == ids[1] and len(ids[0]) == 1655
+    assert ids[0] == ids[1] and len(ids[0]) == 1659
 
 
 EXPECTED = {
@@ -128,7 +128,7 @@ def test_caddy_one_object_a_line_and_pretty_printed(tmp_path):
         outputs[name] = out.stdout.decode()
         assert "malformed" not in outputs[name]
     # The pretty-printed object is one record; its user agent is a placeholder sentence.
-    assert outputs["caddy-1.json"].splitlines()[1] == "skipped: bot:implausible 1"
+    assert outputs["caddy-1.json"].splitlines()[1] == "skipped: bot:unrecognized 1"
     rows = stored(tmp_path / "ferrite.db")
     assert len(rows) == 4 and {r["site"] for r in rows} == {"host.example.com"}
     assert {r["browser"] for r in rows} == {"Chrome"}
@@ -231,3 +231,27 @@ def test_parallel_and_sequential_imports_store_the_same_events(tmp_path):
         rows = stored(work / "ferrite.db", "SELECT id, path, browser FROM events ORDER BY id")
         results.append((out.stdout.decode().splitlines()[1:], rows))
     assert results[0] == results[1]
+
+
+PROBE = '203.0.113.9 - - [10/Mar/2026:10:00:0{} +0000] "{}" 400 157 "-" "-"'
+SCANNER_JUNK = [  # as nginx logs them: escaped bytes of TLS, SOCKS and RDP handshakes
+    PROBE.format(0, r"\x16\x03\x01\x02\x00\x01\x00\x01\xFC\x03\x03"),
+    PROBE.format(1, r"\x04\x01\x00PPBS0\x00"),
+    PROBE.format(2, r"\x03\x00\x00/*\xE0\x00\x00\x00\x00\x00Cookie: mstshash=Admin"),
+    PROBE.format(3, "-"),
+]
+
+
+def test_scanner_junk_is_its_own_skip_reason_not_malformed(tmp_path):
+    """TLS, SOCKS and RDP probes fit the log format: counted as not_http, so "malformed"
+    still means the format is wrong."""
+    page = ('198.51.100.7 - - [10/Mar/2026:10:00:04 +0000] "GET /pricing HTTP/1.1" 200 512 '
+            '"-" "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"')
+    log = tmp_path / "access.log"
+    log.write_text("\n".join([*SCANNER_JUNK, page]) + "\n")
+    out = ingest(tmp_path, str(log), "--site", "example.com", "--format", "combined")
+    text = out.stdout.decode()
+    assert out.returncode == 0, out.stderr.decode()
+    assert "not_http 4" in text
+    assert "malformed" not in text
+    assert [r["path"] for r in stored(tmp_path / "ferrite.db")] == ["/pricing"]

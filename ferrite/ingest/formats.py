@@ -83,10 +83,16 @@ APACHE = {
 }
 
 
+#: Method of a record whose request field is not an HTTP request line: TLS, SOCKS and RDP
+#: probes written to port 80 (logged with status 400), or "-". The line fits the format,
+#: so it is not malformed; the runner skips it as "not_http".
+NOT_HTTP = ""
+
+
 def _request(text: str) -> tuple[str, str]:
     parts = text.split(" ")
     if len(parts) < 2 or not parts[0].isalpha():
-        raise Malformed(f'bad request line "{text[:60]}"')
+        return NOT_HTTP, ""
     return parts[0], parts[1]
 
 

@@ -23,7 +23,7 @@ from ferrite.core.config import IngestTable
 from ferrite.core.errors import FerriteError
 from ferrite.core.event import Hit
 from ferrite.core.pipeline import Pipeline, Processed
-from ferrite.ingest.formats import LogRecord, Malformed, caddy_record
+from ferrite.ingest.formats import NOT_HTTP, LogRecord, Malformed, caddy_record
 from ferrite.ingest.reader import IDLE, Idle, Line
 
 SHOWN_MALFORMED = 5
@@ -84,6 +84,8 @@ class LineFilter:
         self.site = site
 
     def skip_reason(self, record: LogRecord) -> str | None:
+        if record.method == NOT_HTTP:
+            return "not_http"
         if record.method not in ("GET", "HEAD"):
             return "method"
         if not (200 <= record.status < 300 or record.status == 304):
