@@ -48,7 +48,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     plugins = Plugins(load_config(args.config))
     names = ", ".join(p.name for p in plugins.in_stage_order())
-    print(f"{plugins.config.source}: OK ({len(plugins.loaded)} plugins: {names})")
+    default = " (the default chain: [pipeline] plugins is not set)" \
+        if plugins.config.default_chain else ""
+    print(f"{plugins.config.source}: OK ({len(plugins.loaded)} plugins: {names}){default}")
     if not plugins.sinks():
         print("warning: no plugin stores events (no ferrite_write hook); add a sink such as "
               "'sqlite' to [pipeline] plugins", file=sys.stderr)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from ferrite import ConfigError, Pipeline, PluginError, load_config
+from ferrite.core.config import DEFAULT_PLUGINS
 from ferrite.core.manager import Plugins
 
 GOOD = """
@@ -66,9 +70,35 @@ def test_unknown_top_level_table_lists_valid_ones(tmp_path):
         load_config(path)
 
 
-def test_missing_pipeline_table(tmp_path):
-    with pytest.raises(ConfigError, match=r"no \[pipeline\] table; add one"):
-        load_config(write(tmp_path, "[plugins]\n"))
+@pytest.mark.parametrize("text", [
+    '[plugins.sqlite]\npath = "stats.db"\n',
+    '[edge]\nsites = ["example.com"]\n',
+    "[pipeline]\nbatch_size = 50\n",
+    "",
+])
+def test_a_small_file_without_a_plugin_list_runs_the_default_chain(tmp_path, text):
+    config = load_config(write(tmp_path, text))
+    assert config.plugins == list(DEFAULT_PLUGINS)
+    assert config.default_chain
+
+
+def test_an_explicit_plugin_list_replaces_the_default_chain(tmp_path):
+    config = load_config(write(tmp_path, '[pipeline]\nplugins = ["useragent", "console"]\n'))
+    assert config.plugins == ["useragent", "console"]
+    assert not config.default_chain
+
+
+def test_the_embedded_default_is_the_default_chain():
+    assert load_config(None).plugins == list(DEFAULT_PLUGINS)
+
+
+def test_check_and_the_banner_show_the_effective_chain(tmp_path):
+    write(tmp_path, '[plugins.sqlite]\npath = "stats.db"\n')
+    out = subprocess.run([sys.executable, "-m", "ferrite", "check"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "client_ip, useragent, bots, session, referrer, sqlite" in out.stdout
+    assert "the default chain" in out.stdout
 
 
 def test_unknown_pipeline_key_lists_valid_ones(tmp_path):

@@ -16,12 +16,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator
 
 from ferrite.core.errors import ConfigError
 
 DEFAULT_FILE = "ferrite.toml"
 EMBEDDED = "<embedded default>"
+#: The chain a config without [pipeline] plugins runs (the embedded default's too).
+DEFAULT_PLUGINS = ("client_ip", "useragent", "bots", "session", "referrer", "sqlite")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 M = TypeVar("M", bound=BaseModel)
@@ -90,6 +92,21 @@ class EdgeTable(Table):
     retry_after: int = Field(1, ge=1, le=3600, description="Retry-After seconds on 503.")
     static_dir: str | None = Field(
         None, description="A folder of pages to serve at / (the demo site, or your own).")
+    umami_websites: dict[str, str] = Field(
+        default_factory=dict,
+        description="Umami website ids and the site each one's hits belong to, so Umami's "
+        "tracker can post to /api/send unchanged.")
+
+    @field_validator("umami_websites")
+    @classmethod
+    def _umami_sites(cls, value: dict[str, str]) -> dict[str, str]:
+        out = {}
+        for website, site in value.items():
+            if not website.strip() or not site.strip() or "/" in site or " " in site.strip():
+                raise ValueError(f"umami_websites maps {website!r} to {site!r}; map each "
+                                 f"Umami website id to a site domain such as \"example.com\"")
+            out[website.strip().lower()] = site.strip().lower().removeprefix("www.")
+        return out
 
 
 DEFAULT_ASSETS = (
@@ -128,6 +145,8 @@ class Config:
     plugin_tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     edge: EdgeTable = field(default_factory=EdgeTable)
     ingest: IngestTable = field(default_factory=IngestTable)
+    #: True when the file did not list [pipeline] plugins and the default chain runs.
+    default_chain: bool = False
 
     @property
     def plugins(self) -> list[str]:
@@ -182,11 +201,13 @@ def _from_mapping(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> C
             f"valid top-level tables: {', '.join(sorted(known))}"
         )
     raw = resolve_env(raw, env, source)
-    if "pipeline" not in raw:
-        raise ConfigError(f"{source} has no [pipeline] table; add one with "
-                          f'plugins = ["client_ip", "useragent", "bots", "session", '
-                          f'"referrer", "sqlite"]')
-    pipeline = validate_table(PipelineTable, raw["pipeline"], f"[pipeline] in {source}")
+    # Without [pipeline] (or without its plugins key) the default chain runs: a file that
+    # only sets [plugins.sqlite] path or [edge] sites is a complete configuration.
+    pipeline_raw = raw.get("pipeline", {})
+    default_chain = isinstance(pipeline_raw, Mapping) and "plugins" not in pipeline_raw
+    if default_chain:
+        pipeline_raw = {**pipeline_raw, "plugins": list(DEFAULT_PLUGINS)}
+    pipeline = validate_table(PipelineTable, pipeline_raw, f"[pipeline] in {source}")
     names = pipeline.plugins
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -205,7 +226,7 @@ def _from_mapping(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> C
     edge = validate_table(EdgeTable, raw.get("edge", {}), f"[edge] in {source}")
     ingest = validate_table(IngestTable, raw.get("ingest", {}), f"[ingest] in {source}")
     return Config(source=source, pipeline=pipeline, plugin_tables=tables, edge=edge,
-                  ingest=ingest)
+                  ingest=ingest, default_chain=default_chain)
 
 
 def validate_table(model: type[M], data: Any, where: str) -> M:
