@@ -49,6 +49,9 @@ class EventInput:
     sites: tuple[str, ...]
     referrer: str
     props: dict[str, PropValue]
+    #: Plausible's tracker reports scroll depth and time on page as an "engagement" event
+    #: (fields sd and e); Ferrite keeps no such figures, so the edge counts and drops it.
+    engagement: bool = False
 
 
 def normalize_site(value: str) -> str:
@@ -167,6 +170,7 @@ def event_from_mapping(data: Mapping[str, Any], prefix: str, limits: EdgeTable) 
         sites=check_sites(site_value, site_field, url),
         referrer=check_url(ref_value, ref_field, limits, required=False, web_only=False),
         props=check_props(props_value, props_field, limits),
+        engagement=name_value == "engagement" and "sd" in data,
     )
 
 
@@ -213,3 +217,60 @@ def pixel_event(args: Mapping[str, str], referer: str, limits: EdgeTable) -> Eve
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json_body(body: bytes) -> Any:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput("body", f"body is not valid UTF-8 (byte {exc.start})",
+                       reason="bad_encoding") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise BadInput("body", f"body is not valid JSON: {str(exc)[:120]}",
+                       reason="bad_json") from None
+
+
+def umami_event(body: bytes, websites: Mapping[str, str],
+                limits: EdgeTable) -> EventInput | None:
+    """Umami's `POST /api/send` body: {"type": "event", "payload": {"website", "hostname",
+    "url" (path and query), "referrer", "title", "screen", "language", "name", "data"}}.
+
+    The website id maps to a Ferrite site through [edge] umami_websites. `identify` calls
+    carry data about a visitor, which Ferrite does not keep: None.
+    """
+    data = parse_json_body(body)
+    if not isinstance(data, dict) or not isinstance(data.get("payload"), dict):
+        raise BadInput("payload", "body must be an object with a payload object, as Umami's "
+                                  "tracker sends", reason="bad_json")
+    kind = data.get("type", "event")
+    if kind == "identify":
+        return None
+    if kind != "event":
+        raise BadInput("type", f"type must be 'event' or 'identify', got {str(kind)[:40]!r}")
+    payload = data["payload"]
+    website = payload.get("website")
+    if not isinstance(website, str) or not website:
+        raise BadInput("payload.website", "payload.website is required: the Umami website id")
+    site = websites.get(website.lower())
+    if site is None:
+        raise BadInput("payload.website", f"website id {website[:60]!r} is not mapped to a "
+                                          f"site; add it to [edge] umami_websites",
+                       status=403, reason="unknown_website")
+    hostname = payload.get("hostname") or site
+    path = payload.get("url") or "/"
+    if not isinstance(hostname, str) or not isinstance(path, str):
+        raise BadInput("payload.url", "payload.hostname and payload.url must be strings")
+    if "://" not in path:
+        path = f"https://{hostname}{path if path.startswith('/') else '/' + path}"
+    url = check_url(path, "payload.url", limits, required=True).partition("#")[0]
+    referrer = payload.get("referrer") or ""
+    return EventInput(
+        name=check_name(payload.get("name"), "payload.name"),
+        url=url,
+        sites=(site,),
+        referrer=check_url(referrer, "payload.referrer", limits, required=False,
+                           web_only=False),
+        props=check_props(payload.get("data"), "payload.data", limits),
+    )

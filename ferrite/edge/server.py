@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from dataclasses import replace
 from functools import partial
 from typing import TextIO
@@ -24,6 +26,7 @@ from hypercorn.trio import serve as hypercorn_serve
 from ferrite.core.config import Config, EdgeTable
 from ferrite.core.manager import Plugins
 from ferrite.edge.app import HEADER_LIMIT, create_app
+from ferrite.edge.metrics import MULTIPROC_ENV
 
 CONFIG_ENV = "FERRITE_CONFIG"
 EDGE_ENV = "FERRITE_EDGE"  # the [edge] table after command-line overrides, as JSON
@@ -60,6 +63,8 @@ def banner(config: Config, url: str, out: TextIO) -> None:
     lines = [
         f"Ferrite is listening on {url}",
         f"  config:   {config.source}",
+        f"  chain:    {' -> '.join(p.name for p in plugins.in_stage_order())}"
+        + (" (default)" if config.default_chain else ""),
         f"  storage:  {', '.join(stores) or 'no sink configured: events are dropped'}",
         f"  workers:  {config.edge.workers}, ack = {config.edge.ack}",
         "  embed in your pages:",
@@ -102,8 +107,17 @@ def run_workers(config: Config, config_path: str | None, out: TextIO = sys.stdou
     hc.application_path = "ferrite.edge.worker:app"
     os.environ[CONFIG_ENV] = os.path.abspath(config_path) if config_path else ""
     os.environ[EDGE_ENV] = config.edge.model_dump_json()
+    # One coherent /metrics across workers (ferrite.edge.metrics): a fresh shared folder,
+    # unless the operator chose one.
+    own_folder = not os.environ.get(MULTIPROC_ENV)
+    if own_folder:
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="ferrite-metrics-")
     banner(config, url, out)
-    return hypercorn_run(hc)
+    try:
+        return hypercorn_run(hc)
+    finally:
+        if own_folder:
+            shutil.rmtree(os.environ.pop(MULTIPROC_ENV), ignore_errors=True)
 
 
 def main(config: Config, config_path: str | None, *, bind: str | None,
