@@ -106,7 +106,7 @@ def ferrite_serve(cwd: Path, *args: str, config: str | None = None,
         env = {"TZ": "UTC", "LD_PRELOAD": library, "FAKETIME": f"@{fake_time}", **(env or {})}
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, **(env or {})})
+                               env={**os.environ, **(env or {})}, start_new_session=True)
     output: list[str] = []
     deadline = time.monotonic() + 60
     url = None
@@ -127,7 +127,9 @@ def ferrite_serve(cwd: Path, *args: str, config: str | None = None,
         yield server
     finally:
         if process.poll() is None:
-            server.stop(signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # workers too, or they hold stdout
+                os.killpg(process.pid, signal.SIGKILL)
+            server.stop(None)
 
 
 def assert_private(folder: Path, ip: str, user_agent: str, output: list[str] = ()) -> None:

@@ -57,6 +57,7 @@ def test_banner_tells_a_newcomer_what_to_paste(tmp_path):
     assert f'<script defer src="{server.url}/script.js" data-site="example.com"></script>' in text
     assert f'<img src="{server.url}/p.gif?d=example.com"' in text
     assert f"sqlite -> {tmp_path / 'ferrite.db'}" in text
+    assert "chain:    client_ip -> useragent -> bots -> session -> referrer -> sqlite" in text
 
 
 def test_sessions_change_across_a_day_boundary_and_old_salts_go(tmp_path):
@@ -187,15 +188,16 @@ async def test_graceful_shutdown_under_load_loses_nothing_acknowledged(tmp_path)
 
 
 def test_two_workers_share_one_database_and_one_salt(tmp_path):
-    with ferrite_serve(tmp_path, "--workers", "2") as server:
-        pids: set[str] = set()
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    with ferrite_serve(tmp_path, "--workers", "2",
+                       env={"PROMETHEUS_MULTIPROC_DIR": str(shared)}) as server:
 
         def burst(n: int) -> None:
             with client(server) as http:
                 for _ in range(n):
                     assert http.get("/p.gif", params={"u": PAGE}, headers=CHROME
                                     ).status_code == 200
-                    pids.update(re.findall(r'pid="(\d+)"', http.get("/metrics").text))
 
         import threading
 
@@ -204,12 +206,28 @@ def test_two_workers_share_one_database_and_one_salt(tmp_path):
             t.start()
         for t in threads:
             t.join()
+        # Every scrape, whichever worker answers it, shows the whole server's count once
+        # the workers have published (each does every second).
+        with client(server) as http:
+            deadline = time.monotonic() + 10
+            while received(http) != 160 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert [received(http) for _ in range(12)] == [160] * 12
+            assert 'pid="' not in http.get("/metrics").text
+        # Both workers served hits: each keeps its own counter file in the shared folder.
+        pids = {p.stem.rpartition("_")[2] for p in shared.glob("counter_*.db")}
+        assert len(pids) == 2, f"requests were served by {len(pids)} worker process(es)"
         assert server.stop() == 0
     rows = stored(tmp_path / "ferrite.db")
     assert len(rows) == 160
     assert len({r["session"] for r in rows}) == 1
     assert len(stored(tmp_path / "ferrite.db", "SELECT day FROM ferrite_salts")) == 1
-    assert len(pids) == 2, f"requests were served by {len(pids)} worker process(es)"
+
+
+def received(http: httpx.Client) -> float:
+    match = re.search(r"^ferrite_received_events_total (\S+)$", http.get("/metrics").text,
+                      re.MULTILINE)
+    return float(match[1]) if match else 0.0
 
 
 def test_a_silent_slow_client_is_cut_off_by_the_read_timeout(tmp_path):

@@ -71,6 +71,9 @@ class Spool:
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
+        #: Each file's (size, mtime) and count, so /readyz re-reads a file only after it
+        #: changed instead of parsing the whole spool on every probe.
+        self._counted: dict[Path, tuple[tuple[int, int], int]] = {}
 
     def path(self, sink: str) -> Path:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in sink)
@@ -96,13 +99,24 @@ class Spool:
             os.fsync(handle.fileno())
 
     def counts(self) -> dict[str, int]:
-        """Spooled events per sink (entries are read, so call it at human speed)."""
+        """Spooled events per sink; a file is read again only when it has changed."""
         out: dict[str, int] = {}
         if not self.directory.is_dir():
             return out
         for path in sorted(self.directory.glob("*.jsonl")):
-            with path.open(encoding="utf-8") as handle:
-                total = sum(len(json.loads(line)["events"]) for line in handle if line.strip())
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            stamp = (stat.st_size, stat.st_mtime_ns)
+            cached = self._counted.get(path)
+            if cached is not None and cached[0] == stamp:
+                total = cached[1]
+            else:
+                with path.open(encoding="utf-8") as handle:
+                    total = sum(len(json.loads(line)["events"])
+                                for line in handle if line.strip())
+                self._counted[path] = (stamp, total)
             if total:
                 out[path.stem] = total
         return out
