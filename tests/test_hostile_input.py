@@ -60,14 +60,14 @@ def check_rows(db) -> None:
 
 
 @contextlib.contextmanager
-def edge_in_a_thread(tmp_path):
+def edge_in_a_thread(tmp_path, **edge_settings):
     """The app under its test client in a trio loop of its own, so synchronous hypothesis
     tests can call it example after example without restarting it."""
     ready: queue.Queue = queue.Queue()
 
     async def main() -> None:
         stop = trio.Event()
-        async with open_edge(tmp_path) as edge:
+        async with open_edge(tmp_path, edge_settings or None) as edge:
             ready.put((edge, trio.lowlevel.current_trio_token(), stop))
             await stop.wait()
 
@@ -120,6 +120,44 @@ def test_fuzz_pixel_and_other_endpoints(tmp_path):
             assert response.status_code < 500, (path, query, extra)
 
         calls: list[int] = []
+        one()
+        assert len(calls) >= 100
+    check_rows(edge.db)
+
+
+umami_payloads = st.fixed_dictionaries({}, optional={
+    "website": st.sampled_from(["94db1cb1-74f4-4a40-ad6c-962362670409", "", "nope"])
+    | json_values,
+    "hostname": st.sampled_from(["example.com", "", "ex ample.com"]) | json_values,
+    "url": st.sampled_from(["/", "/a?b=1", "https://example.com/x", "//x", ""]) | json_values,
+    "referrer": st.text(max_size=60) | json_values,
+    "name": st.text(max_size=40) | json_values,
+    "data": json_values,
+    "title": json_values,
+})
+umami_bodies = (st.binary(max_size=200)
+                | st.fixed_dictionaries({"type": st.sampled_from(["event", "identify", "x"])
+                                         | json_values,
+                                         "payload": umami_payloads | json_values})
+                .map(lambda e: json.dumps(e).encode()))
+
+
+def test_fuzz_umami_send(tmp_path):
+    with edge_in_a_thread(tmp_path, umami_websites={
+            "94db1cb1-74f4-4a40-ad6c-962362670409": "example.com"}) as (edge, call):
+        calls: list[int] = []
+
+        @FUZZ
+        @given(body=umami_bodies, extra=headers)
+        def one(body, extra):
+            calls.append(1)
+            response = call(edge.client.post, path="/api/send", data=body, headers=extra,
+                            scope_base=VISITOR)
+            assert response.status_code < 500, (response.status_code, body, extra)
+            if response.status_code >= 400:
+                payload = call(response.get_json)
+                assert payload["error"] and "field" in payload
+
         one()
         assert len(calls) >= 100
     check_rows(edge.db)
