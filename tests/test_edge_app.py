@@ -163,7 +163,7 @@ async def test_cors_preflight_and_headers(tmp_path):
         assert response.status_code == 204
         assert response.headers["Access-Control-Allow-Origin"] == "*"
         assert "POST" in response.headers["Access-Control-Allow-Methods"]
-        assert response.headers["Access-Control-Allow-Headers"] == "Content-Type"
+        assert response.headers["Access-Control-Allow-Headers"] == "Content-Type, X-Umami-Cache"
 
 
 async def test_cors_origins_restrict_who_may_post(tmp_path):
