@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 from ferrite.core.config import load_config
 from ferrite.core.errors import FerriteError
@@ -87,8 +88,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 1 if any(left for _, left in results.values()) else 0
 
 
+def _version() -> str:
+    try:
+        return metadata.version("ferrite-analytics")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ferrite", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"ferrite {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help: str) -> argparse.ArgumentParser:

@@ -93,3 +93,46 @@ def test_replay_command(in_tmp):
 
     rows = sqlite3.connect(in_tmp / "events.db").execute("SELECT id, path FROM events").fetchall()
     assert rows == [("0190000000000000aaaaaaaaaaaaaaaa", "/x")]
+
+
+def test_version(in_tmp):
+    out = ferrite("--version", cwd=in_tmp)
+    assert out.returncode == 0
+    assert out.stdout.startswith("ferrite ") and out.stdout.strip() != "ferrite"
+
+
+def one_line_error(out: subprocess.CompletedProcess) -> str:
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr  # no traceback
+    return lines[0]
+
+
+def test_serve_bind_problems_are_one_line_each(in_tmp):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for workers in ("1", "2"):
+            line = one_line_error(ferrite("serve", "--bind", f"127.0.0.1:{port}",
+                                          "--workers", workers, cwd=in_tmp))
+            assert f"port {port} on 127.0.0.1 is already in use" in line
+    assert "out of range; use 1-65535" in one_line_error(
+        ferrite("serve", "--bind", "127.0.0.1:70000", cwd=in_tmp))
+    assert "bind must be HOST:PORT, such as 127.0.0.1:8000" in one_line_error(
+        ferrite("serve", "--bind", "localhost", cwd=in_tmp))
+    # TEST-NET-3 (RFC 5737) is never an address of this machine; binding sends nothing
+    assert "203.0.113.77 is not an address of this machine" in one_line_error(
+        ferrite("serve", "--bind", "203.0.113.77:8000", cwd=in_tmp))
+
+
+def test_serve_refuses_a_missing_static_folder(in_tmp):
+    assert "static folder 'nope' does not exist" in one_line_error(
+        ferrite("serve", "--bind", "127.0.0.1:0", "--static", "nope", cwd=in_tmp))
+
+
+def test_replay_names_an_unknown_sink(in_tmp):
+    line = one_line_error(ferrite("replay", "--sink", "nosuch", cwd=in_tmp))
+    assert "--sink 'nosuch' is not a sink of this chain; sinks: sqlite" in line

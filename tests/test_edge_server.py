@@ -54,10 +54,29 @@ def test_banner_tells_a_newcomer_what_to_paste(tmp_path):
     with ferrite_serve(tmp_path) as server:
         server.stop()
     text = "\n".join(server.output)
-    assert f'<script defer src="{server.url}/script.js" data-site="example.com"></script>' in text
-    assert f'<img src="{server.url}/p.gif?d=example.com"' in text
+    # no site configured: the snippet lets the page's own host be the site, as the script
+    # and the pixel do by default, instead of a made-up example.com
+    assert f'<script defer src="{server.url}/script.js"></script>' in text
+    assert f'<img src="{server.url}/p.gif" alt=""' in text
+    assert "example.com" not in text
     assert f"sqlite -> {tmp_path / 'ferrite.db'}" in text
     assert "chain:    client_ip -> useragent -> bots -> session -> referrer -> sqlite" in text
+
+
+def test_the_banner_names_the_one_configured_site(tmp_path):
+    with ferrite_serve(tmp_path, config='[edge]\nsites = ["shop.example"]\n') as server:
+        server.stop()
+    text = "\n".join(server.output)
+    assert f'<script defer src="{server.url}/script.js" data-site="shop.example">' in text
+    assert f'<img src="{server.url}/p.gif?d=shop.example"' in text
+
+
+def test_the_root_url_says_what_answers_there(tmp_path):
+    with ferrite_serve(tmp_path) as server, client(server) as http:
+        page = http.get("/")
+        assert page.status_code == 200
+        assert "Ferrite is running" in page.text
+        assert f'<script defer src="{server.url}/script.js"></script>' in page.text
 
 
 def test_sessions_change_across_a_day_boundary_and_old_salts_go(tmp_path):

@@ -136,3 +136,20 @@ def test_plausibles_tracker_unchanged(server, browser):
     assert {r["path"] for r in rows} == {"/docs"}
     signup = next(r for r in rows if r["name"] == "Signup")
     assert json.loads(signup["props"]) == {"plan": "team"}
+
+
+def test_the_documented_pixel_carries_the_page_across_origins(server, browser):
+    """Browsers send only the origin as Referer to another origin by default, so a pixel
+    without a referrer policy records every page as "/" (issue 13)."""
+    context = browser.new_context(user_agent=DESKTOP_CHROME)
+    shop_page(context, "/pricing/team?ref=mail", f"""<!doctype html>
+<noscript></noscript>
+<img src="{server.url}/p.gif?d=pixel.example" alt="" width="1" height="1"
+     referrerpolicy="no-referrer-when-downgrade">
+<img src="{server.url}/p.gif?d=bare.example" alt="" width="1" height="1">
+""")
+    context.new_page().goto(SHOP + "/pricing/team?ref=mail")
+    rows = wait_for_rows(server.db, lambda rows: len(rows) >= 2)
+    context.close()
+    paths = {r["site"]: r["path"] for r in rows}
+    assert paths == {"pixel.example": "/pricing/team", "bare.example": "/"}

@@ -24,6 +24,7 @@ DEFAULT_FILE = "ferrite.toml"
 EMBEDDED = "<embedded default>"
 #: The chain a config without [pipeline] plugins runs (the embedded default's too).
 DEFAULT_PLUGINS = ("client_ip", "useragent", "bots", "session", "referrer", "sqlite")
+BIND = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(?P<port>\d{1,5})$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 M = TypeVar("M", bound=BaseModel)
@@ -61,7 +62,7 @@ class PipelineTable(Table):
 class EdgeTable(Table):
     """`[edge]`: the HTTP server. Plain data here; ferrite.edge reads it."""
 
-    bind: str = Field("127.0.0.1:8000", pattern=r"^(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):\d{1,5}$",
+    bind: str = Field("127.0.0.1:8000",
                       description="HOST:PORT to listen on; port 0 picks a free one.")
     workers: int = Field(1, ge=1, le=64, description="Processes sharing the listening socket.")
     trusted_proxies: list[IPvAnyNetwork] = Field(
@@ -96,6 +97,18 @@ class EdgeTable(Table):
         default_factory=dict,
         description="Umami website ids and the site each one's hits belong to, so Umami's "
         "tracker can post to /api/send unchanged.")
+
+    @field_validator("bind")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        match = BIND.match(value)
+        if match is None:
+            raise ValueError(f"bind must be HOST:PORT, such as 127.0.0.1:8000, 0.0.0.0:8000 or "
+                             f"[::1]:8000 (got {value!r})")
+        if int(match["port"]) > 65535:
+            raise ValueError(f"port {match['port']} is out of range; use 1-65535, or 0 for "
+                             f"any free port")
+        return value
 
     @field_validator("umami_websites")
     @classmethod
@@ -246,6 +259,8 @@ def _describe(model: type[BaseModel], err: Any, where: str) -> str:
         return f"unknown key '{loc}' in {where}; valid keys: {valid}"
     if err["type"] == "missing":
         return f"missing required key '{loc}' in {where}"
+    if err["type"] == "value_error":  # our validators' messages say what to do already
+        return f"key '{loc}' in {where}: {err['msg'].removeprefix('Value error, ')}"
     return f"key '{loc}' in {where}: {err['msg']} (got {err.get('input')!r})"
 
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from ferrite.core.config import Config, load_config
 from ferrite.core.delivery import RetryPolicy, Spool, deliver
-from ferrite.core.errors import SinkError
+from ferrite.core.errors import ConfigError, SinkError
 from ferrite.core.event import PRIVATE_HEADERS, Agent, Event, Hit, new_event_id
 from ferrite.core.manager import Plugins
 from ferrite.core.metrics import Metrics
@@ -253,6 +253,9 @@ class Pipeline:
             return {}
         writers = {name: write for name, write in self._sinks}
         writers |= {f"{name}.bots": write for name, write in self._bot_sinks}
+        if only and only not in writers and only.removesuffix(".bots") not in writers:
+            sinks = ", ".join(name for name, _ in self._sinks) or "(none)"
+            raise ConfigError(f"--sink {only!r} is not a sink of this chain; sinks: {sinks}")
         results = {}
         for spool_name in sorted(set(self.spool.counts()) | ({only} if only else set())):
             if only and spool_name not in (only, f"{only}.bots"):

@@ -32,6 +32,7 @@ from ferrite.edge.hits import (
 )
 from ferrite.edge.input import BadInput
 from ferrite.edge.metrics import CONTENT_TYPE, SYNC_SECONDS, EdgeMetrics
+from ferrite.edge.snippet import snippet_lines
 
 #: The 43-byte transparent 1x1 GIF.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
@@ -104,7 +105,17 @@ def create_app(config: Config, *, pipeline: Pipeline | None = None) -> QuartTrio
         response.headers["Access-Control-Allow-Origin"] = "*"
         return await response.make_conditional(request)
 
-    if edge.static_dir is not None:
+    if edge.static_dir is None:
+        @app.get("/")
+        async def root_page() -> Response:
+            """Someone opened the server's address in a browser: say what answers here."""
+            base = request.host_url.rstrip("/")
+            text = "\n".join([
+                "Ferrite is running: it collects page views for the sites that embed it.",
+                "", "Embed in your pages:", *snippet_lines(base, edge.sites), "",
+                f"Health: {base}/healthz  {base}/readyz  {base}/metrics", ""])
+            return Response(text, mimetype="text/plain")
+    else:
         root = Path(edge.static_dir).resolve()
 
         @app.get("/")

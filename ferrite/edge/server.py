@@ -8,10 +8,12 @@ that share it and stops them gracefully on the same signals.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from dataclasses import replace
@@ -24,9 +26,11 @@ from hypercorn.run import run as hypercorn_run
 from hypercorn.trio import serve as hypercorn_serve
 
 from ferrite.core.config import Config, EdgeTable
+from ferrite.core.errors import ConfigError
 from ferrite.core.manager import Plugins
 from ferrite.edge.app import HEADER_LIMIT, create_app
 from ferrite.edge.metrics import MULTIPROC_ENV
+from ferrite.edge.snippet import snippet_lines
 
 CONFIG_ENV = "FERRITE_CONFIG"
 EDGE_ENV = "FERRITE_EDGE"  # the [edge] table after command-line overrides, as JSON
@@ -59,7 +63,6 @@ def banner(config: Config, url: str, out: TextIO) -> None:
         settings = plugins.loaded[name].settings
         path = getattr(settings, "path", None)
         stores.append(f"{name} -> {os.path.abspath(path)}" if path else name)
-    site = next(iter(config.edge.sites), "example.com")
     lines = [
         f"Ferrite is listening on {url}",
         f"  config:   {config.source}",
@@ -68,8 +71,7 @@ def banner(config: Config, url: str, out: TextIO) -> None:
         f"  storage:  {', '.join(stores) or 'no sink configured: events are dropped'}",
         f"  workers:  {config.edge.workers}, ack = {config.edge.ack}",
         "  embed in your pages:",
-        f'    <script defer src="{url}/script.js" data-site="{site}"></script>',
-        f'    <noscript><img src="{url}/p.gif?d={site}" alt="" width="1" height="1"></noscript>',
+        *(f"    {line}" for line in snippet_lines(url, config.edge.sites)),
         f"  health:   {url}/healthz  {url}/readyz  {url}/metrics",
     ]
     if config.edge.static_dir:
@@ -130,8 +132,46 @@ def main(config: Config, config_path: str | None, *, bind: str | None,
         edge = validate_table(EdgeTable, {**config.edge.model_dump(mode="json"), **updates},
                               "the command line")
         config = replace(config, edge=edge)
+    if config.edge.static_dir is not None and not os.path.isdir(config.edge.static_dir):
+        raise ConfigError(f"static folder {config.edge.static_dir!r} does not exist; pass an "
+                          f"existing folder to --static (or [edge] static_dir)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if config.edge.workers > 1:
-        return run_workers(config, config_path)
-    trio.run(serve, config)
+    try:
+        if config.edge.workers > 1:
+            return run_workers(config, config_path)
+        trio.run(serve, config)
+    except (OSError, BaseExceptionGroup) as exc:
+        error = _os_error(exc)
+        if error is None:
+            raise
+        raise ConfigError(bind_problem(config.edge.bind, error)) from None
     return 0
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind a failed bind, also when trio wraps it in an exception group."""
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _os_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def bind_problem(bind: str, error: OSError) -> str:
+    """One line: what is wrong with the listen address, and what to do."""
+    host, _, port = bind.rpartition(":")
+    if error.errno == errno.EADDRINUSE:
+        return (f"port {port} on {host} is already in use by another program; stop it, or "
+                f"pick another port with --bind {host}:PORT (0 picks a free one)")
+    if error.errno == errno.EADDRNOTAVAIL:
+        return (f"{host} is not an address of this machine; use 127.0.0.1 (this machine "
+                f"only), 0.0.0.0 (every interface) or one of its own addresses")
+    if error.errno == errno.EACCES:
+        return (f"no permission to listen on port {port}; ports under 1024 need root or "
+                f"CAP_NET_BIND_SERVICE: use a port such as 8000 behind a reverse proxy")
+    if isinstance(error, socket.gaierror):
+        return f"cannot resolve the host {host!r} in --bind; use an IP address or a known name"
+    return f"cannot listen on {bind}: {error.strerror or error}"
