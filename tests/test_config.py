@@ -110,8 +110,8 @@ def test_unknown_pipeline_key_lists_valid_ones(tmp_path):
 
 def test_wrong_type_names_key_and_value(tmp_path):
     path = write(tmp_path, GOOD.replace("[pipeline]", "[pipeline]\nbatch_size = 'many'"))
-    with pytest.raises(ConfigError, match=r"key 'batch_size' in \[pipeline\].*valid integer.*"
-                                          r"got 'many'"):
+    with pytest.raises(ConfigError, match=r"key 'batch_size' in \[pipeline\].*must be a number, "
+                                          r"not the string 'many'"):
         load_config(path)
 
 
@@ -165,7 +165,7 @@ def test_every_broken_plugin_is_reported_at_once(tmp_path):
         Plugins(load_config(write(tmp_path, text)))
     lines = str(info.value).splitlines()
     assert "trusted_proxies.0" in lines[0] and "not a valid IPv4 or IPv6 network" in lines[0]
-    assert "keep_bots" in lines[1] and "valid boolean" in lines[1]
+    assert "keep_bots" in lines[1] and "must be true or false" in lines[1]
 
 
 def test_plugin_without_settings_rejects_a_table(tmp_path):
@@ -190,3 +190,28 @@ def test_missing_env_var_names_key_and_variable(tmp_path):
     text = '[pipeline]\nplugins = ["sqlite"]\n[plugins.sqlite]\npath = "${NOPE_DIR}/e.db"\n'
     with pytest.raises(ConfigError, match="key 'plugins.sqlite.path'.*NOPE_DIR, which is not set"):
         load_config(write(tmp_path, text), environ={})
+
+
+def test_a_quoted_number_is_a_wrong_type(tmp_path):
+    path = write(tmp_path, GOOD.replace("[pipeline]", '[pipeline]\nbatch_size = "500"'))
+    with pytest.raises(ConfigError, match=r"batch_size must be a number, not the string '500'; "
+                                          r"write it without quotes"):
+        load_config(path)
+
+
+def test_an_environment_value_can_be_a_number(tmp_path):
+    path = write(tmp_path, GOOD.replace("[pipeline]",
+                                        '[pipeline]\nbatch_size = { "$env" = "BATCH" }'))
+    assert load_config(path, environ={"BATCH": "250"}).pipeline.batch_size == 250
+
+
+def test_every_bad_key_of_every_table_is_reported_at_once(tmp_path):
+    path = write(tmp_path, '[pipeline]\nbatchsize = 3\nbatch_size = "x"\n'
+                           '[edge]\nbind = "localhost"\nworkerz = 2\n'
+                           '[ingest]\npoll_seconds = -1\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    text = str(caught.value)
+    for part in ("'batchsize' in [pipeline]", "batch_size must be a number",
+                 "bind must be HOST:PORT", "'workerz' in [edge]", "'poll_seconds' in [ingest]"):
+        assert part in text, part

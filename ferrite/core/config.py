@@ -14,9 +14,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from types import UnionType
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from ferrite.core.errors import ConfigError
 
@@ -31,9 +40,32 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class Table(BaseModel):
-    """Base for every config table: unknown keys are errors, not silently ignored."""
+    """Base for every config table: unknown keys are errors, not silently ignored, and a
+    quoted number or boolean is a wrong type (pydantic's lax mode would take "500")."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_quoted_scalars(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str) or info.field_name is None:
+            return value
+        wanted = _scalar_kind(cls.model_fields[info.field_name].annotation)
+        if wanted is not None:
+            raise ValueError(f"{info.field_name} must be {wanted}, not the string {value!r}; "
+                             f"write it without quotes")
+        return value
+
+
+def _scalar_kind(annotation: Any) -> str | None:
+    """'a number' or 'true or false' for int, float and bool fields (optional ones too)."""
+    kinds = {int: "a number", float: "a number", bool: "true or false"}
+    if annotation in kinds:
+        return kinds[annotation]
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if len(args) == 1 and args[0] in kinds and get_origin(annotation) in (Union, UnionType):
+        return kinds[args[0]]
+    return None
 
 
 class PipelineTable(Table):
@@ -220,24 +252,36 @@ def _from_mapping(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> C
     default_chain = isinstance(pipeline_raw, Mapping) and "plugins" not in pipeline_raw
     if default_chain:
         pipeline_raw = {**pipeline_raw, "plugins": list(DEFAULT_PLUGINS)}
-    pipeline = validate_table(PipelineTable, pipeline_raw, f"[pipeline] in {source}")
-    names = pipeline.plugins
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ConfigError(f"[pipeline] plugins in {source} lists {', '.join(duplicates)} "
-                          f"more than once; list each plugin once")
+    # Every table is checked before anything is reported, so one run lists every problem.
+    problems: list[str] = []
+
+    def check(model: type[M], data: Any, where: str) -> M | None:
+        try:
+            return validate_table(model, data, where)
+        except ConfigError as exc:
+            problems.append(str(exc))
+            return None
+
+    pipeline = check(PipelineTable, pipeline_raw, f"[pipeline] in {source}")
+    edge = check(EdgeTable, raw.get("edge", {}), f"[edge] in {source}")
+    ingest = check(IngestTable, raw.get("ingest", {}), f"[ingest] in {source}")
     tables = raw.get("plugins", {})
     if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
-        raise ConfigError(f"[plugins] in {source} must hold one table per plugin, "
-                          f"such as [plugins.sqlite]")
-    stray = sorted(set(tables) - set(names))
-    if stray:
-        raise ConfigError(
-            f"[plugins.{stray[0]}] in {source} configures a plugin that [pipeline] plugins "
+        problems.append(f"[plugins] in {source} must hold one table per plugin, "
+                        f"such as [plugins.sqlite]")
+        tables = {}
+    if pipeline is not None:
+        names = pipeline.plugins
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            problems.append(f"[pipeline] plugins in {source} lists {', '.join(duplicates)} "
+                            f"more than once; list each plugin once")
+        problems.extend(
+            f"[plugins.{name}] in {source} configures a plugin that [pipeline] plugins "
             f"does not list; listed plugins: {', '.join(names) or '(none)'}"
-        )
-    edge = validate_table(EdgeTable, raw.get("edge", {}), f"[edge] in {source}")
-    ingest = validate_table(IngestTable, raw.get("ingest", {}), f"[ingest] in {source}")
+            for name in sorted(set(tables) - set(names)))
+    if problems or pipeline is None or edge is None or ingest is None:
+        raise ConfigError("\n".join(problems))
     return Config(source=source, pipeline=pipeline, plugin_tables=tables, edge=edge,
                   ingest=ingest, default_chain=default_chain)
 
@@ -264,6 +308,16 @@ def _describe(model: type[BaseModel], err: Any, where: str) -> str:
     return f"key '{loc}' in {where}: {err['msg']} (got {err.get('input')!r})"
 
 
+def _env_scalar(text: str) -> Any:
+    """An environment value that reads as a TOML number or boolean (`500`, `true`) becomes
+    one, so `batch_size = { "$env" = "BATCH" }` works; anything else stays a string."""
+    try:
+        value = tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+    return value if isinstance(value, bool | int | float) else text
+
+
 def resolve_env(value: Any, env: Mapping[str, str], source: str, key: str = "") -> Any:
     """Replace {"$env": "NAME"} tables and "${NAME}" inside strings with environment values,
     so secrets stay out of the file."""
@@ -273,7 +327,7 @@ def resolve_env(value: Any, env: Mapping[str, str], source: str, key: str = "") 
             if name not in env:
                 raise ConfigError(f"key '{key}' in {source} reads environment variable "
                                   f"{name}, which is not set; set it or write the value")
-            return env[name]
+            return _env_scalar(env[name])
         return {k: resolve_env(v, env, source, f"{key}.{k}" if key else k)
                 for k, v in value.items()}
     if isinstance(value, list):
