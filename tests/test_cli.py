@@ -136,3 +136,21 @@ def test_serve_refuses_a_missing_static_folder(in_tmp):
 def test_replay_names_an_unknown_sink(in_tmp):
     line = one_line_error(ferrite("replay", "--sink", "nosuch", cwd=in_tmp))
     assert "--sink 'nosuch' is not a sink of this chain; sinks: sqlite" in line
+
+
+def test_a_plugin_module_beside_the_config_is_found_without_pythonpath(in_tmp):
+    site = in_tmp / "site"
+    site.mkdir()
+    (site / "my_enricher.py").write_text(
+        "from ferrite import hookimpl\n\n"
+        "@hookimpl\n"
+        "def ferrite_enrich(event):\n"
+        "    event.props['plan'] = 'pro'\n")
+    (site / "ferrite.toml").write_text(
+        '[pipeline]\nplugins = ["useragent", "my_enricher", "console"]\n')
+    out = ferrite("check", "--config", str(site / "ferrite.toml"), cwd=in_tmp)
+    assert out.returncode == 0, out.stderr
+    assert "my_enricher" in out.stdout
+    (site / "my_enricher.py").unlink()
+    missing = ferrite("check", "--config", str(site / "ferrite.toml"), cwd=in_tmp)
+    assert "put my_enricher.py next to ferrite.toml" in missing.stderr

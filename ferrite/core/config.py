@@ -197,6 +197,12 @@ class Config:
     def plugins(self) -> list[str]:
         return list(self.pipeline.plugins)
 
+    @property
+    def folder(self) -> Path | None:
+        """The config file's folder, where plugin modules written beside it are found."""
+        path = Path(self.source)
+        return path.resolve().parent if path.is_file() else None
+
     def where(self, table: str) -> str:
         return f"[{table}] in {self.source}"
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata as md
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -73,8 +75,9 @@ def _one_line(exc: Exception) -> str:
     return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
-def find_plugin(name: str) -> tuple[ModuleType, Source]:
-    """Resolve a name from [pipeline] plugins: built-in, then entry point, then module path."""
+def find_plugin(name: str, beside: Path | None = None) -> tuple[ModuleType, Source]:
+    """Resolve a name from [pipeline] plugins: built-in, then entry point, then module path
+    (importable, or a module in `beside`, the config file's folder)."""
     if name in BUILTINS:
         return importlib.import_module(BUILTINS[name]), Source("built-in", BUILTINS[name])
     for ep in md.entry_points(group=ENTRY_POINT_GROUP, name=name):
@@ -88,6 +91,12 @@ def find_plugin(name: str) -> tuple[ModuleType, Source]:
                               dist.name if dist else None, dist.version if dist else None)
     module_name, _, attr = name.partition(":")
     if all(part.isidentifier() for part in module_name.split(".")):
+        top = module_name.split(".")[0]
+        if beside is not None and (
+                (beside / f"{top}.py").is_file() or (beside / top / "__init__.py").is_file()
+        ) and str(beside) not in sys.path:
+            # a plugin module written next to ferrite.toml: found without PYTHONPATH
+            sys.path.append(str(beside))
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -107,7 +116,9 @@ def find_plugin(name: str) -> tuple[ModuleType, Source]:
     raise PluginError(
         f"unknown plugin '{name}': not a built-in plugin ({', '.join(BUILTINS)}), not an "
         f"installed entry point ({', '.join(installed) or 'none installed'}), and no module "
-        f"of that name can be imported; fix the name or install the plugin"
+        f"of that name can be imported (from the Python path or the config file's folder); "
+        f"fix the name, install the plugin, or put {module_name.split('.')[0]}.py next to "
+        f"ferrite.toml"
     )
 
 
@@ -151,7 +162,7 @@ class Plugins:
     def _load(self, name: str, obj: object | None) -> None:
         if obj is None:
             try:
-                module, source = find_plugin(name)
+                module, source = find_plugin(name, self.config.folder)
             except PluginError as exc:
                 raise PluginError(f"{exc} (in [pipeline] plugins in {self.config.source})"
                                   ) from exc.__cause__
