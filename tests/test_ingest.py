@@ -255,3 +255,27 @@ def test_scanner_junk_is_its_own_skip_reason_not_malformed(tmp_path):
     assert "not_http 4" in text
     assert "malformed" not in text
     assert [r["path"] for r in stored(tmp_path / "ferrite.db")] == ["/pricing"]
+
+
+def test_the_wrong_format_fails_loudly(tmp_path):
+    """An Apache log read as Caddy's: every line malformed, nothing stored, exit 1."""
+    out = ingest(tmp_path, str(LOGS / "combined.log"), "--format", "caddy",
+                 "--site", "example.com")
+    assert out.returncode == 1
+    assert "do not match the caddy format; choose the log's format with --format" in \
+        out.stderr.decode()
+
+
+@pytest.mark.parametrize("site", ["http://x.com/", "x.com/blog", "bad site", ""])
+def test_site_must_be_a_domain(tmp_path, site):
+    out = ingest(tmp_path, str(LOGS / "combined.log"), "--site", site)
+    assert out.returncode == 1
+    assert "--site takes a domain such as example.com" in out.stderr.decode()
+    assert not (tmp_path / "ferrite.db").exists()
+
+
+def test_no_site_for_a_log_without_hosts_fails_before_any_database_exists(tmp_path):
+    out = ingest(tmp_path, str(LOGS / "combined.log"), "--format", "combined")
+    assert out.returncode == 1
+    assert "logs no virtual host" in out.stderr.decode()
+    assert not (tmp_path / "ferrite.db").exists()
