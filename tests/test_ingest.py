@@ -152,7 +152,7 @@ def test_clear_errors(tmp_path):
     out = ingest(tmp_path, str(LOGS / "combined.log"), "--format", "apache")
     assert out.returncode == 1 and b"unknown format 'apache'; choose auto, combined" in out.stderr
     out = ingest(tmp_path, str(LOGS / "combined.log"))
-    assert out.returncode == 1 and b"names no site" in out.stderr and b"--site" in out.stderr
+    assert out.returncode == 1 and b"logs no virtual host" in out.stderr and b"--site" in out.stderr
     garbage = tmp_path / "garbage.log"
     garbage.write_text("hello\nworld\n")
     out = ingest(tmp_path, str(garbage))
