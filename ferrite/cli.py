@@ -62,7 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ferrite.edge import server  # the web stack loads only for this command
 
     return server.main(load_config(args.config), args.config, bind=args.bind,
-                       workers=args.workers, static_dir=args.static)
+                       workers=args.workers, static_dir=args.static, debug=args.debug)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes sharing the socket (default: [edge] workers, 1)")
     p.add_argument("--static", metavar="DIR",
                    help="also serve the pages in DIR at / (try examples/site)")
+    p.add_argument("--debug", action="store_true",
+                   help="log why each discarded hit was discarded (never its IP or user agent)")
     p.set_defaults(func=cmd_serve)
     p = add("ingest", "run web-server access logs through the chain into the sinks")
     p.add_argument("files", nargs="+", metavar="FILE",

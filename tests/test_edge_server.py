@@ -265,3 +265,17 @@ def test_a_silent_slow_client_is_cut_off_by_the_read_timeout(tmp_path):
             assert http.get("/healthz").status_code == 200
         assert server.stop() == 0
     assert 1.5 < waited < 10
+
+
+def test_debug_logs_why_hits_were_discarded_without_ip_or_user_agent(tmp_path):
+    curl = "curl/8.5.0"
+    with ferrite_serve(tmp_path, "--debug", config='[edge]\nsites = ["example.com"]\n'
+                       ) as server, client(server) as http:
+        http.get("/p.gif", params={"u": PAGE}, headers={"User-Agent": curl,
+                                                        "X-Forwarded-For": "198.51.100.23"})
+        http.get("/p.gif", params={"u": "https://elsewhere.example/"}, headers=CHROME)
+        assert server.stop() == 0
+    text = "\n".join(server.output)
+    assert "discarded 'example.com' '/docs': bot:" in text
+    assert "discarded 'elsewhere.example': unknown_site" in text
+    assert curl not in text and "198.51.100.23" not in text and "127.0.0.1 " not in text

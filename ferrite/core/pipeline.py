@@ -8,6 +8,7 @@ sink is named and the others still receive the batch.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -23,6 +24,10 @@ from ferrite.core.errors import ConfigError, SinkError
 from ferrite.core.event import PRIVATE_HEADERS, Agent, Event, Hit, new_event_id
 from ferrite.core.manager import Plugins
 from ferrite.core.metrics import Metrics
+
+#: `ferrite serve --debug` shows why each discarded hit was discarded: site, page path and
+#: reason, and the browser summary for bots; never an IP address or a user agent.
+DISCARDS = logging.getLogger("ferrite.discards")
 
 UNKNOWN_AGENT = Agent()
 ENRICH_FAILED = "enrich_failed"
@@ -144,6 +149,9 @@ class Pipeline:
             self.metrics.inc("discarded", n, reason=reason)
         for event in out.bots:
             self.metrics.inc("discarded", reason=f"bot:{event.bot}")
+            if DISCARDS.isEnabledFor(logging.DEBUG):
+                DISCARDS.debug("discarded %r %r: bot:%s (%s on %s, %s)", event.site, event.path,
+                               event.bot, event.browser, event.os, event.device)
         return out
 
     def _process_one(self, hit: Hit, out: Processed) -> None:
@@ -175,6 +183,8 @@ class Pipeline:
             discard = self._enrich(event, headers)
             if discard:
                 out.discarded[discard] += 1
+                if DISCARDS.isEnabledFor(logging.DEBUG):
+                    DISCARDS.debug("discarded %r %r: %s", event.site, event.path, discard)
                 return
         out.events.append(event)
 

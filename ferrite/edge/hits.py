@@ -15,6 +15,7 @@ connection) would hang.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +25,7 @@ import trio
 
 from ferrite.core.config import EdgeTable
 from ferrite.core.event import Hit
-from ferrite.core.pipeline import Metrics
+from ferrite.core.pipeline import DISCARDS, Metrics
 from ferrite.core.stream import HitStream, QueueFull, StreamClosed
 from ferrite.edge.input import (
     BadInput,
@@ -244,6 +245,8 @@ class HitEndpoints:
                 if self.allowed_sites and site not in self.allowed_sites:
                     filtered += 1
                     self.metrics.inc("discarded", reason="unknown_site")
+                    if DISCARDS.isEnabledFor(logging.DEBUG):
+                        DISCARDS.debug("discarded %r: unknown_site (not in [edge] sites)", site)
                     continue
                 hits.append(Hit(site=site, url=event.url, name=event.name,
                                 referrer=event.referrer, props=event.props, peer=peer,

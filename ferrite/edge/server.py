@@ -34,6 +34,7 @@ from ferrite.edge.snippet import snippet_lines
 
 CONFIG_ENV = "FERRITE_CONFIG"
 EDGE_ENV = "FERRITE_EDGE"  # the [edge] table after command-line overrides, as JSON
+DEBUG_ENV = "FERRITE_DEBUG"  # --debug: log why hits are discarded
 
 
 def hypercorn_config(edge: EdgeTable) -> HyperConfig:
@@ -73,6 +74,8 @@ def banner(config: Config, url: str, out: TextIO) -> None:
         "  embed in your pages:",
         *(f"    {line}" for line in snippet_lines(url, config.edge.sites)),
         f"  health:   {url}/healthz  {url}/readyz  {url}/metrics",
+        "  testing:  hits from localhost, headless or automated browsers and tools such as",
+        "            curl are not counted; ferrite serve --debug logs why each was discarded",
     ]
     if config.edge.static_dir:
         lines.append(f"  pages:    {url}/ from {os.path.abspath(config.edge.static_dir)}")
@@ -123,7 +126,7 @@ def run_workers(config: Config, config_path: str | None, out: TextIO = sys.stdou
 
 
 def main(config: Config, config_path: str | None, *, bind: str | None,
-         workers: int | None, static_dir: str | None = None) -> int:
+         workers: int | None, static_dir: str | None = None, debug: bool = False) -> int:
     updates = {k: v for k, v in (("bind", bind), ("workers", workers),
                                  ("static_dir", static_dir)) if v is not None}
     if updates:
@@ -136,6 +139,10 @@ def main(config: Config, config_path: str | None, *, bind: str | None,
         raise ConfigError(f"static folder {config.edge.static_dir!r} does not exist; pass an "
                           f"existing folder to --static (or [edge] static_dir)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if debug:  # children (--workers) inherit it through the environment
+        os.environ[DEBUG_ENV] = "1"
+    if os.environ.get(DEBUG_ENV):
+        logging.getLogger("ferrite").setLevel(logging.DEBUG)
     try:
         if config.edge.workers > 1:
             return run_workers(config, config_path)

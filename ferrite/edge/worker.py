@@ -5,12 +5,17 @@ resolved in the same working directory) and the [edge] table with the command li
 overrides in FERRITE_EDGE.
 """
 
+import logging
 import os
 from dataclasses import replace
 
 from ferrite.core.config import EdgeTable, load_config
 from ferrite.edge.app import create_app
-from ferrite.edge.server import CONFIG_ENV, EDGE_ENV
+from ferrite.edge.server import CONFIG_ENV, DEBUG_ENV, EDGE_ENV
+
+if os.environ.get(DEBUG_ENV):
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("ferrite").setLevel(logging.DEBUG)
 
 config = load_config(os.environ.get(CONFIG_ENV) or None)
 if os.environ.get(EDGE_ENV):
