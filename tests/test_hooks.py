@@ -89,7 +89,21 @@ def test_hook_ferrite_startup_and_ferrite_shutdown_order():
 
 
 def test_hook_ferrite_startup():
-    test_hook_ferrite_startup_and_ferrite_shutdown_order()
+    """Runs before the first hit, once; its failure propagates and nothing is processed."""
+    calls = []
+    plugin = module("opener", ferrite_startup=lambda: calls.append("start"))
+    run_chain([make_hit(), make_hit()], plugins=[("opener", plugin)])
+    assert calls == ["start"]
+
+    def broken():
+        raise OSError("no database")
+
+    written: list = []
+    with pytest.raises(OSError, match="no database"):
+        run_chain([make_hit()], plugins=[("broken", module(
+            "broken", ferrite_startup=broken,
+            ferrite_write=lambda events: written.extend(events)))])
+    assert written == []
 
 
 def test_hook_ferrite_shutdown_runs_for_every_plugin_even_if_one_fails():
@@ -106,7 +120,12 @@ def test_hook_ferrite_shutdown_runs_for_every_plugin_even_if_one_fails():
 
 
 def test_hook_ferrite_shutdown():
-    test_hook_ferrite_shutdown_runs_for_every_plugin_even_if_one_fails()
+    """Runs once, after the last batch was written."""
+    calls = []
+    plugin = module("closer", ferrite_write=lambda events: calls.append(len(events)),
+                    ferrite_shutdown=lambda: calls.append("closed"))
+    run_chain([make_hit(), make_hit()], plugins=[("closer", plugin)])
+    assert calls == [2, "closed"]
 
 
 def test_hook_ferrite_client_ip():
@@ -187,9 +206,13 @@ def test_hook_ferrite_write_failure_does_not_starve_other_sinks():
     def broken(events):
         raise OSError("disk full")
 
+    stored: list = []
+    healthy = module("healthy", ferrite_write=lambda events: stored.extend(events))
     with pytest.raises(ferrite.SinkError, match="broken: OSError") as info:
-        run_chain([make_hit()], plugins=[("broken", module("broken", ferrite_write=broken))])
+        run_chain([make_hit(), make_hit()], plugins=[
+            ("broken", module("broken", ferrite_write=broken)), ("healthy", healthy)])
     assert set(info.value.failures) == {"broken"}
+    assert len(stored) == 2  # the other sink still got the whole batch
 
 
 def test_hook_ferrite_write_bots():

@@ -40,8 +40,16 @@ def test_summary(agents, ua, browser, os, device):
     assert (agent.browser, agent.os, agent.device) == (browser, os, device)
 
 
-def test_smart_tv_is_not_called_a_phone(agents):
-    assert agents.ferrite_user_agent(user_agent=SMART_TV).device in ("other", "mobile")
+@pytest.mark.parametrize("ua", [
+    SMART_TV,
+    "Mozilla/5.0 (Web0S; Linux/SmartTV) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/87.0.4280.88 Safari/537.36 WebAppManager",
+    "Mozilla/5.0 (Linux; Android 9; AFTKA Build/PS7633.3445N; wv) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Version/4.0 Chrome/114.0.5735.196 Mobile Safari/537.36",
+    "Roku/DVP-9.10 (519.10E04111A)",
+])
+def test_smart_tvs_and_set_top_boxes_are_tvs_not_phones(agents, ua):
+    assert agents.ferrite_user_agent(user_agent=ua).device == "tv"
 
 
 def test_uses_the_native_resolver():

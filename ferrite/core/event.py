@@ -58,7 +58,7 @@ class Agent:
 
     browser: str = "Other"
     os: str = "Other"
-    device: str = "other"  # desktop, mobile, tablet, bot or other
+    device: str = "other"  # desktop, mobile, tablet, tv, bot or other
     is_spider: bool = False
 
 

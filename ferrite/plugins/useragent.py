@@ -29,6 +29,12 @@ MOBILE_OS = frozenset({
     "iOS", "Android", "Windows Phone", "BlackBerry OS", "KaiOS", "Firefox OS", "Tizen",
     "Symbian OS", "Symbian^3", "webOS", "Sailfish", "HarmonyOS", "Windows Mobile",
 })
+#: Smart TVs, set-top boxes and streaming sticks; checked before the phone rules, since TV
+#: platforms (Tizen, webOS, Android TV) are also phone platforms.
+TV_MARKERS = ("smart-tv", "smarttv", "hbbtv", " tv safari", "tizen tv", "web0s", "netcast",
+              "appletv", "apple tv", "googletv", "android tv", "bravia", "roku", "crkey",
+              "aftb", "aftm", "afts", "aftt", "aftk", "aftn", "aftr", "aftss", "aftmm", "viera",
+              "philipstv", "nettv", "vizio", "large screen", "; tv)", "dtv", "settopbox")
 TABLET_MARKERS = ("ipad", "tablet", "kindle", "silk/", "playbook", "nexus 7", "nexus 9",
                   "nexus 10", "sm-t", "gt-p", "sm-x", "lenovo tab", "mi pad")
 
@@ -42,6 +48,8 @@ def device_type(ua: str, os_family: str, device_family: str) -> str:
     if device_family == "Spider":
         return "bot"
     lowered = ua.lower()
+    if any(marker in lowered for marker in TV_MARKERS):
+        return "tv"
     if any(marker in lowered for marker in TABLET_MARKERS):
         return "tablet"
     if os_family == "Android" and "mobile" not in lowered:
