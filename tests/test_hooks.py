@@ -249,3 +249,24 @@ def test_order_within_a_stage_follows_the_config_list(tmp_path, monkeypatch):
     for order in (["first_ip", "second_ip"], ["second_ip", "first_ip"]):
         run_chain([make_hit()], {"pipeline": {"plugins": order}}, plugins=[("spy", spy)])
     assert seen == ["first_ip", "second_ip"]
+
+
+@pytest.mark.parametrize("hook_name", ["ferrite_enrich", "ferrite_write", "ferrite_write_bots"])
+@pytest.mark.parametrize("flag", ["wrapper", "hookwrapper"])
+def test_a_wrapper_on_a_hook_called_one_by_one_is_refused(hook_name, flag):
+    plugin = types.SimpleNamespace(**{hook_name: ferrite.hookimpl(**{flag: True})(
+        _generator(hook_name))})
+    with pytest.raises(ferrite.PluginError, match=rf"plugin 'wrapping': {hook_name} cannot be "
+                                                  r"a hook wrapper"):
+        run_chain([make_hit()], plugins=[("wrapping", plugin)])
+
+
+def _generator(hook_name):
+    """A generator function with the hook's own argument names, as pluggy checks them."""
+    if hook_name == "ferrite_enrich":
+        def hook(event):
+            yield
+    else:
+        def hook(events):
+            yield
+    return hook

@@ -30,6 +30,11 @@ BUILTINS: dict[str, str] = {
                  "sqlite", "jsonl", "console")
 }
 
+#: Hooks the pipeline calls one implementation at a time (enrichers in order, each sink
+#: isolated with its own retries), so a pluggy hook wrapper around them would never run
+#: as written: such a wrapper is refused when the plugin loads.
+CALLED_ONE_BY_ONE = frozenset({"ferrite_enrich", "ferrite_write", "ferrite_write_bots"})
+
 #: The per-hit hooks and the sink hooks, in the order the pipeline calls them.
 STAGES: tuple[str, ...] = (
     "ferrite_client_ip",
@@ -193,6 +198,14 @@ class Plugins:
             raise PluginError(f"plugin '{name}': {_one_line(exc)}") from None
         except ValueError as exc:
             raise PluginError(f"plugin '{name}' cannot be registered: {exc}") from None
+        for hook_name in sorted(CALLED_ONE_BY_ONE):
+            impl = self._own_impl(obj, hook_name)
+            if impl is not None and (impl.hookwrapper or getattr(impl, "wrapper", False)):
+                self.pm.unregister(obj)
+                raise PluginError(
+                    f"plugin '{name}': {hook_name} cannot be a hook wrapper (wrapper=True or "
+                    f"hookwrapper=True): Ferrite calls each {hook_name} on its own, so a "
+                    f"wrapper would never wrap anything; implement it as a plain hook")
 
     def _own_impl(self, obj: object, hook_name: str) -> Any:
         impls = getattr(self.pm.hook, hook_name).get_hookimpls()
