@@ -15,13 +15,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from ferrite.core.config import Config, load_config
 from ferrite.core.event import Event, Hit, PropValue
 from ferrite.core.hookspecs import hookimpl
 from ferrite.core.metrics import Metrics
 from ferrite.core.pipeline import Pipeline
+from ferrite.core.urls import site_name, url_host
 
 DESKTOP_CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
                   "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
@@ -53,8 +53,8 @@ def make_hit(
 ) -> Hit:
     """A hit as the edge would build it; `site` defaults to the URL's host without www."""
     if site is None:
-        host = (urlsplit(url).hostname or "example.com").lower()
-        site = host.removeprefix("www.")
+        host = url_host(url) or "example.com"
+        site = site_name(host)
     all_headers = {"user-agent": user_agent} if user_agent else {}
     all_headers.update({k.lower(): v for k, v in (headers or {}).items()})
     return Hit(site=site, url=url, name=name, referrer=referrer, props=dict(props or {}),

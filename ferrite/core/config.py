@@ -28,10 +28,13 @@ from pydantic import (
 )
 
 from ferrite.core.errors import ConfigError
+from ferrite.core.urls import site_name
 
 DEFAULT_FILE = "ferrite.toml"
 EMBEDDED = "<embedded default>"
 #: The chain a config without [pipeline] plugins runs (the embedded default's too).
+#: The SQLite file of the default chain, and of the daily salts unless configured apart.
+DEFAULT_DATABASE = "ferrite.db"
 DEFAULT_PLUGINS = ("client_ip", "useragent", "bots", "session", "referrer", "sqlite")
 BIND = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(?P<port>\d{1,5})$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -150,7 +153,7 @@ class EdgeTable(Table):
             if not website.strip() or not site.strip() or "/" in site or " " in site.strip():
                 raise ValueError(f"umami_websites maps {website!r} to {site!r}; map each "
                                  f"Umami website id to a site domain such as \"example.com\"")
-            out[website.strip().lower()] = site.strip().lower().removeprefix("www.")
+            out[website.strip().lower()] = site_name(site)
         return out
 
 

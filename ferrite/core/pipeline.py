@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from itertools import islice
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 from ferrite.core.config import Config, load_config
 from ferrite.core.delivery import RetryPolicy, Spool, deliver
@@ -24,6 +23,7 @@ from ferrite.core.errors import ConfigError, SinkError
 from ferrite.core.event import PRIVATE_HEADERS, Agent, Event, Hit, new_event_id
 from ferrite.core.manager import Plugins
 from ferrite.core.metrics import Metrics
+from ferrite.core.urls import url_path, without_query
 
 #: `ferrite serve --debug` shows why each discarded hit was discarded: site, page path and
 #: reason, and the browser summary for bots; never an IP address or a user agent.
@@ -57,25 +57,6 @@ class Totals:
 def public_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The headers enrichers may see: everything but identity and forwarding headers."""
     return {k: v for k, v in headers.items() if k not in PRIVATE_HEADERS}
-
-
-def without_query(url: str) -> str:
-    """scheme://host/path of a URL, or "" when it is not one."""
-    try:
-        parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.hostname}{parts.path}" if parts.hostname else ""
-    except ValueError:
-        return ""
-
-
-def url_path(url: str) -> str:
-    """The path, and the fragment when there is one (the front end keeps it only for
-    hash-routed pages); never the query string."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "/"
-    return (parts.path or "/") + (f"#{parts.fragment}" if parts.fragment else "")
 
 
 class Pipeline:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from ferrite.core.config import EdgeTable
 from ferrite.core.event import PropValue
+from ferrite.core.urls import site_name, url_host
 
 SITE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -55,8 +56,7 @@ class EventInput:
 
 
 def normalize_site(value: str) -> str:
-    site = value.strip().lower().rstrip(".")
-    return site[4:] if site.startswith("www.") else site
+    return site_name(value)
 
 
 def check_url(value: Any, field: str, limits: EdgeTable, *, required: bool,
@@ -87,11 +87,7 @@ def check_url(value: Any, field: str, limits: EdgeTable, *, required: bool,
 
 def check_sites(value: Any, field: str, url: str) -> tuple[str, ...]:
     if value is None or value == "":
-        try:
-            host = urlsplit(url).hostname or ""
-        except ValueError:
-            host = ""
-        sites: list[str] = [normalize_site(host)]
+        sites: list[str] = [site_name(url_host(url))]
     elif isinstance(value, str):
         sites = [normalize_site(part) for part in value.split(",") if part.strip()]
     else:

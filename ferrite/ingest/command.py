@@ -14,6 +14,7 @@ from types import FrameType
 from ferrite.core.config import Config
 from ferrite.core.errors import FerriteError
 from ferrite.core.pipeline import Pipeline
+from ferrite.core.urls import site_name
 from ferrite.ingest.formats import FORMATS, detect, parser_for
 from ferrite.ingest.reader import Idle, Line, follow, read_lines
 from ferrite.ingest.runner import Ingest, progress_bar
@@ -37,7 +38,7 @@ MOSTLY_MALFORMED = 0.5
 
 
 def check_site(site: str) -> str:
-    cleaned = site.strip().lower().rstrip(".").removeprefix("www.")
+    cleaned = site_name(site)
     if "://" in cleaned or "/" in cleaned or not SITE.match(cleaned):
         raise FerriteError(f"--site takes a domain such as example.com, not {site!r}")
     return cleaned

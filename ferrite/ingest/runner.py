@@ -23,6 +23,7 @@ from ferrite.core.config import IngestTable
 from ferrite.core.errors import FerriteError
 from ferrite.core.event import Hit
 from ferrite.core.pipeline import Pipeline, Processed
+from ferrite.core.urls import site_name
 from ferrite.ingest.formats import NOT_HTTP, LogRecord, Malformed, caddy_record
 from ferrite.ingest.reader import IDLE, Idle, Line
 
@@ -144,7 +145,7 @@ def _filter_in_worker(source: str, first: int, texts: list[str]) -> Chunk:
 def bare_site(host: str) -> str:
     host = host.lower().rpartition("@")[2]
     host = host.partition("]")[0] + "]" if host.startswith("[") else host.partition(":")[0]
-    return host.removeprefix("www.")
+    return site_name(host)
 
 
 class Ingest:

@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 from typing import Literal
-from urllib.parse import urlsplit
 
 import crawleruseragents
 from crawlerdetect import CrawlerDetect
@@ -29,6 +28,7 @@ from pydantic import Field, field_validator
 from ferrite.core.config import Config, Table
 from ferrite.core.event import Agent, Hit
 from ferrite.core.hookspecs import hookimpl
+from ferrite.core.urls import url_host
 
 Layer = Literal["prefetch", "referrer_spam", "implausible", "injection", "spider",
                 "crawler_list", "crawler_detect", "automation", "service", "keyword",
@@ -157,13 +157,6 @@ def is_prefetch(headers: Mapping[str, str]) -> bool:
             or headers.get("x-purpose", "").lower() in ("preview", "prefetch"))
 
 
-def referrer_host(referrer: str) -> str:
-    try:
-        return (urlsplit(referrer).hostname or "").rstrip(".")
-    except ValueError:
-        return ""
-
-
 class Bots:
     def __init__(self, settings: Settings) -> None:
         self.layers = frozenset(settings.layers)
@@ -175,7 +168,7 @@ class Bots:
         self.is_spam_referrer = lru_cache(maxsize=settings.cache_size)(self._is_spam_referrer)
 
     def _is_spam_referrer(self, referrer: str) -> bool:
-        host = referrer_host(referrer)
+        host = url_host(referrer)
         while "." in host:  # the host, then each parent domain above the TLD
             if host in self.spam:
                 return True

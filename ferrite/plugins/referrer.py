@@ -14,6 +14,7 @@ from pydantic import Field
 from ferrite.core.config import Config, Table
 from ferrite.core.event import Event
 from ferrite.core.hookspecs import hookimpl
+from ferrite.core.urls import site_name
 from ferrite.plugins.referrer_sources import EMAIL, SEARCH, SOCIAL
 
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -37,8 +38,7 @@ def split(url: str) -> SplitResult | None:
 
 
 def bare_host(host: str) -> str:
-    host = host.lower().rstrip(".")
-    return host[4:] if host.startswith("www.") else host
+    return site_name(host)
 
 
 def host_in(host: str, table: Mapping[str, str] | frozenset[str]) -> str | None:

@@ -13,10 +13,9 @@ from hashlib import blake2b
 
 from pydantic import Field
 
-from ferrite.core.config import Config, Table, validate_table
+from ferrite.core.config import DEFAULT_DATABASE, Config, Table
 from ferrite.core.event import Hit
 from ferrite.core.hookspecs import hookimpl
-from ferrite.plugins import sqlite
 from ferrite.plugins.salts import SaltStore
 
 
@@ -80,8 +79,9 @@ def ferrite_settings() -> type[Settings]:
 @hookimpl
 def ferrite_plugin(settings: Settings, config: Config) -> Sessions:
     path = settings.path
-    if path is None:
+    if path is None:  # beside the events, when the sqlite sink runs; else the default file
         sink = config.plugin_table("sqlite") if "sqlite" in config.plugins else {}
-        where = config.where("plugins.sqlite")
-        path = validate_table(sqlite.Settings, sink, where).path if sink else sqlite.DEFAULT_PATH
+        path = sink.get("path", DEFAULT_DATABASE)
+        if not isinstance(path, str):  # the sink's own validation names the problem
+            path = DEFAULT_DATABASE
     return Sessions(path)

@@ -17,14 +17,14 @@ from typing import Any, Literal
 import sqlite_utils
 from pydantic import Field
 
-from ferrite.core.config import Config, Table
+from ferrite.core.config import DEFAULT_DATABASE, Config, Table
 from ferrite.core.delivery import FatalSinkError
 from ferrite.core.event import Event, iso_utc
 from ferrite.core.hookspecs import hookimpl
-from ferrite.plugins.bots import referrer_host
+from ferrite.core.urls import url_host
 from ferrite.plugins.sqlite_startup import ensure_wal, retry_while_locked
 
-DEFAULT_PATH = "ferrite.db"
+DEFAULT_PATH = DEFAULT_DATABASE
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 _IDENTIFIER = re.compile(IDENTIFIER)
 
@@ -164,7 +164,7 @@ class SqliteSinkKeepingBots(SqliteSink):
             conn = self._connection()
             sql = (f"INSERT OR IGNORE INTO [{self.settings.bots_table}] "
                    f"({', '.join(BOT_COLUMNS)}) VALUES ({', '.join('?' * len(BOT_COLUMNS))})")
-            rows = [(e.id, iso_utc(e.ts), e.site, e.name, e.path, referrer_host(e.referrer),
+            rows = [(e.id, iso_utc(e.ts), e.site, e.name, e.path, url_host(e.referrer),
                      e.browser, e.os, e.device, e.bot) for e in events]
             with conn:
                 conn.executemany(sql, rows)
