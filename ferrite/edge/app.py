@@ -22,7 +22,6 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ferrite.core.config import Config
 from ferrite.core.pipeline import Pipeline
-from ferrite.core.stream import HitStream
 from ferrite.edge.hits import (
     FILTERED_HEADER,
     HEADER_LIMIT,
@@ -33,6 +32,7 @@ from ferrite.edge.hits import (
 from ferrite.edge.input import BadInput
 from ferrite.edge.metrics import CONTENT_TYPE, SYNC_SECONDS, EdgeMetrics
 from ferrite.edge.snippet import snippet_lines
+from ferrite.edge.stream import HitStream
 
 #: The 43-byte transparent 1x1 GIF.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")

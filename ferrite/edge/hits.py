@@ -26,7 +26,6 @@ import trio
 from ferrite.core.config import EdgeTable
 from ferrite.core.event import Hit
 from ferrite.core.pipeline import DISCARDS, Metrics
-from ferrite.core.stream import HitStream, QueueFull, StreamClosed
 from ferrite.edge.input import (
     BadInput,
     EventInput,
@@ -35,6 +34,7 @@ from ferrite.edge.input import (
     pixel_event,
     umami_event,
 )
+from ferrite.edge.stream import HitStream, QueueFull, StreamClosed
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

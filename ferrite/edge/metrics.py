@@ -19,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from ferrite.core.metrics import Metrics
-from ferrite.core.stream import HitStream
+from ferrite.edge.stream import HitStream
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Set (by `ferrite serve --workers N`, or by the operator) to share metrics across workers.
