@@ -100,7 +100,8 @@ def run_bare(hits: list[Hit], db: Path, batch_size: int = 500) -> float:
         ip = str(parse_ip(hit.peer))
         ua = hit.headers.get("user-agent", "")
         agent = agents.summarize(ua)
-        if bots.is_spam_referrer(hit.referrer) or bots.ua_reason(ua, agent.is_spider):
+        if bots.is_spam_referrer(hit.referrer) or bots.ua_reason(
+                ua, agent.is_spider, agent == bots_plugin.UNRECOGNIZED):
             continue
         digest = blake2b(key=salt, digest_size=16)
         digest.update(f"{hit.site}\x00{ip}\x00{ua}".encode())
