@@ -270,3 +270,16 @@ def _generator(hook_name):
         def hook(events):
             yield
     return hook
+
+
+def test_hook_ferrite_write_may_say_how_many_events_were_new():
+    seen: set[str] = set()
+
+    def write(events):
+        before = len(seen)
+        seen.update(e.id for e in events)
+        return len(seen) - before
+
+    hits = [make_hit(id="0" * 32), make_hit(id="1" * 32)]
+    result = run_chain([*hits, *hits], plugins=[("dedup", module("dedup", ferrite_write=write))])
+    assert result.metrics.get("new", component="dedup") == 2

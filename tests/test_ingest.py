@@ -63,8 +63,13 @@ def test_no_ip_and_no_user_agent_in_the_database(tmp_path):
 
 
 def test_reimport_stores_nothing_twice(tmp_path):
+    outputs = []
     for _ in range(2):
-        assert ingest(tmp_path, str(REAL), "--site", "semicomplete.com").returncode == 0
+        out = ingest(tmp_path, str(REAL), "--site", "semicomplete.com")
+        assert out.returncode == 0
+        outputs.append(out.stdout.decode())
+    assert "new: sqlite 1,659\n" in outputs[0]
+    assert "new: sqlite 0 (1,659 were already stored)" in outputs[1]
     rows = stored(tmp_path / "ferrite.db", "SELECT id FROM events")
     assert len(rows) == len({r["id"] for r in rows}) == 1659
 

@@ -84,8 +84,10 @@ def ferrite_enrich(event: Event, headers: Mapping[str, str]) -> str | None:
 
 
 @hookspec
-def ferrite_write(events: list[Event]) -> None:
-    """Store a batch of events durably before returning; raise to report failure."""
+def ferrite_write(events: list[Event]) -> int | None:
+    """Store a batch of events durably before returning; raise to report failure. May
+    return how many of the events were new to it (a sink that ignores ids it already has),
+    which `ferrite ingest` reports."""
 
 
 @hookspec

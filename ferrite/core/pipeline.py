@@ -212,9 +212,18 @@ class Pipeline:
 
     def _deliver(self, name: str, write: Callable[..., None], batch: list[Event],
                  stage: str) -> BaseException | None:
+        new: list[int] = []
+
+        def call(events: list[Event]) -> None:
+            result = write(events=events)
+            if isinstance(result, int) and not isinstance(result, bool) and result >= 0:
+                new.append(result)
+
         error, attempts = deliver(
-            lambda events: write(events=events), batch, policy=self.retry, rng=self._rng,
+            call, batch, policy=self.retry, rng=self._rng,
             on_retry=lambda exc: self.metrics.inc("retries", component=name, stage=stage))
+        if error is None and new and stage == "write":
+            self.metrics.inc("new", new[-1], component=name)
         return self.settle(name, stage, batch, error, attempts)
 
     def settle(self, name: str, stage: str, batch: list[Event], error: BaseException | None,

@@ -99,6 +99,7 @@ def main(config: Config, files: list[str], *, fmt: str | None, site: str | None,
             close()
             signal.signal(signal.SIGTERM, previous)
     summary = ingest.summary
+    summary.new = pipeline.metrics.by_label("new", "component")
     print(summary.render(time.perf_counter() - started))
     if interrupted and not follow_file:
         print("interrupted: the lines read so far were stored", file=sys.stderr)

@@ -36,11 +36,18 @@ class Summary:
     events: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     malformed: list[tuple[str, int, str, str]] = field(default_factory=list)
+    #: Events each sink said were new to it (sinks that report it: sqlite does).
+    new: dict[str, float] = field(default_factory=dict)
 
     def render(self, elapsed: float) -> str:
         rate = self.lines / elapsed if elapsed > 0 else 0.0
         out = [f"{self.lines:,} lines read in {elapsed:.1f} s ({rate:,.0f} lines/s); "
                f"{self.events:,} events passed to the sinks (which ignore ones they have)"]
+        if self.new:
+            out.append("new: " + ", ".join(
+                f"{sink} {int(n):,}" for sink, n in sorted(self.new.items()))
+                + (f" ({self.events - int(min(self.new.values())):,} were already stored)"
+                   if min(self.new.values()) < self.events else ""))
         if self.skipped:
             out.append("skipped: " + ", ".join(f"{reason} {n:,}" for reason, n
                                                  in sorted(self.skipped.items())))

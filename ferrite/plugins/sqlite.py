@@ -130,7 +130,8 @@ class SqliteSink:
                 known.add(key)
 
     @hookimpl
-    def ferrite_write(self, events: list[Event]) -> None:
+    def ferrite_write(self, events: list[Event]) -> int:
+        """Returns how many events were new: ids already stored are ignored (replays)."""
         with self._lock:
             conn = self._connection()
             if any(e.extra for e in events):
@@ -147,7 +148,7 @@ class SqliteSink:
                 for e in events
             ]
             with conn:
-                conn.executemany(sql, rows)
+                return conn.executemany(sql, rows).rowcount
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
