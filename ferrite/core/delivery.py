@@ -149,23 +149,42 @@ class Spool:
         return replayed, sum(len(e["events"]) for e in kept)
 
 
+class Attempts:
+    """The retry decisions for one batch and one sink, shared by every delivery loop (the
+    blocking one below, for `ferrite ingest` and `Pipeline.run`, and the edge's async sink
+    workers, which add timeouts): count an attempt, then either stop or wait and retry."""
+
+    def __init__(self, policy: RetryPolicy, rng: random.Random,
+                 on_retry: Callable[[BaseException], None] = lambda exc: None) -> None:
+        self.count = 0
+        self._waits = policy.delays(rng)
+        self._on_retry = on_retry
+
+    def after(self, error: BaseException | None) -> float | None:
+        """Book an attempt that ended with `error` (None: stored). Returns how long to wait
+        before the next one, or None to stop: stored, fatal, or out of retries."""
+        self.count += 1
+        if error is None or isinstance(error, FatalSinkError):
+            return None
+        wait = next(self._waits, None)
+        if wait is not None:
+            self._on_retry(error)
+        return wait
+
+
 def deliver(write: Callable[[list[Event]], None], events: list[Event], *,
             policy: RetryPolicy, rng: random.Random,
             on_retry: Callable[[BaseException], None] = lambda exc: None,
             sleep: Callable[[float], None] = time.sleep) -> tuple[BaseException | None, int]:
-    """Write with retries. Returns (the last error or None, attempts made)."""
-    attempts = 0
-    waits = policy.delays(rng)
+    """Write with retries, blocking. Returns (the last error or None, attempts made)."""
+    attempts = Attempts(policy, rng, on_retry)
     while True:
-        attempts += 1
+        error: BaseException | None = None
         try:
             write(events)
-            return None, attempts
-        except FatalSinkError as exc:
-            return exc, attempts
         except Exception as exc:
-            wait = next(waits, None)
-            if wait is None:
-                return exc, attempts
-            on_retry(exc)
-            sleep(wait)
+            error = exc
+        wait = attempts.after(error)
+        if wait is None:
+            return error, attempts.count
+        sleep(wait)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from ferrite.core.delivery import FatalSinkError
+from ferrite.core.delivery import Attempts
 from ferrite.core.errors import SinkError
 from ferrite.core.event import Event, Hit
 from ferrite.core.pipeline import Pipeline, Processed
@@ -96,10 +96,9 @@ class SinkWorker:
 
     async def deliver(self, batch: list[Event]) -> BaseException | None:
         pipeline = self.pipeline
-        waits = pipeline.retry.delays(pipeline._rng)
-        attempts = 0
+        attempts = Attempts(pipeline.retry, pipeline._rng, lambda exc: pipeline.metrics.inc(
+            "retries", component=self.name, stage=self.stage))
         while True:
-            attempts += 1
             error: BaseException | None = None
             if self.stuck:
                 error = TimeoutError(f"an earlier write to {self.name} has not returned")
@@ -113,15 +112,12 @@ class SinkWorker:
                 if scope.cancelled_caught:
                     self.stuck = True
                     error = TimeoutError(f"{self.name} did not answer within {self.timeout} s")
-            wait = None
-            if error is not None and not isinstance(error, FatalSinkError):
-                wait = next(waits, None)
+            wait = attempts.after(error)
             if wait is None:
                 if error is None:  # only bookkeeping: no need for a thread
-                    return pipeline.settle(self.name, self.stage, batch, None, attempts)
+                    return pipeline.settle(self.name, self.stage, batch, None, attempts.count)
                 return await trio.to_thread.run_sync(pipeline.settle, self.name, self.stage,
-                                                     batch, error, attempts)
-            pipeline.metrics.inc("retries", component=self.name, stage=self.stage)
+                                                     batch, error, attempts.count)
             await trio.sleep(wait)
 
 

@@ -1,4 +1,4 @@
-"""The dead-letter spool's counts, as /readyz reads them on every probe."""
+"""Delivery: the retry decisions every loop shares, and the dead-letter spool's counts."""
 
 from __future__ import annotations
 
@@ -35,3 +35,24 @@ def test_counts_follow_appends_and_reread_only_changed_files(tmp_path: Path, mon
     monkeypatch.setattr(Path, "open", counting_open)
     assert spool.counts() == {"sqlite": 4, "jsonl": 2}
     assert opened == ["sqlite.jsonl"]
+
+
+def test_attempts_decide_every_delivery_loops_retries():
+    """One place decides: stored and fatal stop at once, others wait until the policy's
+    attempts are used up, and each retry is booked."""
+    import random
+
+    from ferrite import FatalSinkError
+    from ferrite.core.delivery import Attempts, RetryPolicy
+
+    policy = RetryPolicy(attempts=3, initial=0.1, maximum=1.0)
+    retried: list[str] = []
+    attempts = Attempts(policy, random.Random(1), lambda exc: retried.append(str(exc)))
+    assert attempts.after(OSError("a")) is not None
+    assert attempts.after(OSError("b")) is not None
+    assert attempts.after(OSError("c")) is None  # third attempt: give up
+    assert (attempts.count, retried) == (3, ["a", "b"])
+
+    assert Attempts(policy, random.Random(1)).after(None) is None
+    fatal = Attempts(policy, random.Random(1))
+    assert fatal.after(FatalSinkError("never")) is None and fatal.count == 1
