@@ -43,6 +43,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
+LOG = logging.getLogger("ferrite.edge")
 HEADER_LIMIT = 16 * 1024  # bytes of request headers; more is an attack or a bug
 FILTERED_HEADER = "X-Ferrite-Filtered"
 NO_STORE = b"no-store, no-cache, must-revalidate, max-age=0"
@@ -103,8 +104,10 @@ class HitEndpoints:
             await handler(scope, receive, send)
         except Disconnected:
             self.metrics.inc("rejected", reason="disconnected")
-        except Exception:  # never crash the server on one request; count it, answer 500
+        except Exception as exc:  # never crash the server on one request: count, log, 500
             self.metrics.inc("errors", component="edge", stage=scope["path"])
+            LOG.error("unexpected %s on %s", type(exc).__name__, scope["path"],
+                      exc_info=exc)  # the path only: never the client's address or agent
             await respond(send, 500, json_body("internal error; it was logged", ""),
                           [JSON, *CLOSE])
 
