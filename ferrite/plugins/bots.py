@@ -21,14 +21,13 @@ from functools import lru_cache
 from importlib import resources
 from typing import Literal
 
-import crawleruseragents
-from crawlerdetect import CrawlerDetect
 from pydantic import Field, field_validator
 
 from ferrite.core.config import Config, Table
 from ferrite.core.event import Agent, Hit
 from ferrite.core.hookspecs import hookimpl
 from ferrite.core.urls import url_host
+from ferrite.plugins.crawler_lists import CrawlerDetect, CrawlerUserAgents, PatternList
 
 Layer = Literal["prefetch", "referrer_spam", "implausible", "injection", "spider",
                 "crawler_list", "crawler_detect", "automation", "service", "keyword",
@@ -39,44 +38,40 @@ ALL_LAYERS: tuple[Layer, ...] = ("prefetch", "referrer_spam", "implausible", "in
                                  "custom")
 
 #: Headless browsers, test drivers and page-speed tools that run a real engine.
-AUTOMATION = re.compile(
+AUTOMATION = PatternList([
     r"headless|phantomjs|slimerjs|selenium|webdriver|puppeteer|playwright|cypress|jsdom"
     r"|nightmare|zombie\.js|htmlunit|lighthouse|page ?speed|gtmetrix|\bptst\b|dareboost",
-    re.IGNORECASE,
-)
+], ignore_case=True)
 #: Robots that borrow a browser's user agent and add their product's name: special-purpose
 #: fetchers, uptime and synthetic monitors, previewers, thumbnailers, transcoders, proxies.
-SERVICE = re.compile(
+SERVICE = PatternList([
     r"\bgoogle-[a-z]|duplexweb-google|googleweblight|google ?(?:search console|pp default"
     r"|keyword|web preview|favicon|adsense|producer|read-aloud|structured|inspection|site)"
     r"|mediapartners|feedfetcher|transcoder|yandex\.translate|translat(?:e|or) proxy"
     r"|thumb|snapr|web-?capture|screenshot|snapshot|\bwpm\b|uptime|synthetic|pingdom"
     r"|statuscake|site24x7|catchpoint|dynatrace|gomez|keynote|newrelic|datadog|iplabel"
-    r"|\w+agent\b|\bagent/|check(?:er|ing)?\b|diagnostic|\w*proxy\b|inspector|verifier"
+    r"|\Bagent\b|\bagent/|check(?:er|ing)?\b|diagnostic|proxy\b|inspector|verifier"
     r"|qualify|whatcms|patchwatch|reputation|morningscore|mixnode|\bhlb/|yunjiankong"
     r"|rival ?iq|kimonolabs|sparkler|cloudinary|najdi\.si|mail\.ru/|\bspeng\b"
     r"|searchbyimage|\bproject[ _]|pageburst|measurement|\btime/\d{10}|functionize|convertify"
     r"|assetnote|dummy connection|prospect|\badvisor\b",
-    re.IGNORECASE,
-)
+], ignore_case=True)
 #: Words that no browser puts in its user agent but most robots do.
-KEYWORD = re.compile(
+KEYWORD = PatternList([
     r"bot\b|bot[/_ -]|crawl|spider|scraper|monitor|fetcher|scanner|validator"
     r"|sitemap|archiver|analy[sz]er|cloudview|preview|\bscan\b|\bprobe\b",
-    re.IGNORECASE,
-)
+], ignore_case=True)
 #: Robots sign their user agent with a URL or an e-mail address; browsers never do.
 CONTACT = re.compile(r"https?://|\bwww\.|[\w.+-]+@[\w-]+\.[a-z]{2,}", re.IGNORECASE)
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 #: SQL, script, template and shell payloads that scanners put in the User-Agent header.
-INJECTION = re.compile(
+INJECTION = PatternList([
     r"(?:'|%27)\s*(?:or|and|union|;|--|\))|\bunion\b.{0,20}\bselect\b"
     r"|\bselect\b.{1,60}\bfrom\b|\b(?:sleep|benchmark|pg_sleep|extractvalue|updatexml)\s*\("
     r"|waitfor\s+delay|<\s*/?\s*script|<\?|javascript:|\$\{|\{\{.*\}\}"
     r"|\b(?:and|or)\s+\d+\s*=\s*\d+|/etc/passwd|\.\./\.\./|\(\)\s*\{\s*:;\s*\}"
     r"|[;|&`]\s*(?:wget|curl|bash|sh|nc)\s",
-    re.IGNORECASE,
-)
+], ignore_case=True)
 #: Words that say a client is a person's program on a real platform, for user agents that
 #: ua-parser does not know: an office app, a console, a TV, an old or niche browser.
 PLATFORM_HINT = re.compile(
@@ -163,6 +158,7 @@ class Bots:
         self.spam = load_spam_domains() | {d.lower() for d in settings.extra_spam_domains}
         self.custom = (re.compile("|".join(f"(?:{p})" for p in settings.extra_patterns),
                                   re.IGNORECASE) if settings.extra_patterns else None)
+        self.crawler_list = CrawlerUserAgents()
         self.crawler_detect = CrawlerDetect()
         self.ua_reason = lru_cache(maxsize=settings.cache_size)(self._ua_reason)
         self.is_spam_referrer = lru_cache(maxsize=settings.cache_size)(self._is_spam_referrer)
@@ -192,7 +188,7 @@ class Bots:
         if "service" in layers and SERVICE.search(ua):
             return "service"
         view = human_view(ua)
-        if "crawler_list" in layers and crawleruseragents.is_crawler(view):
+        if "crawler_list" in layers and self.crawler_list.is_crawler(view):
             return "crawler_list"
         if "crawler_detect" in layers and self.crawler_detect.is_crawler(view):
             return "crawler_detect"
