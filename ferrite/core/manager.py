@@ -30,21 +30,24 @@ BUILTINS: dict[str, str] = {
                  "sqlite", "jsonl", "console")
 }
 
-#: Hooks the pipeline calls one implementation at a time (enrichers in order, each sink
-#: isolated with its own retries), so a pluggy hook wrapper around them would never run
-#: as written: such a wrapper is refused when the plugin loads.
-CALLED_ONE_BY_ONE = frozenset({"ferrite_enrich", "ferrite_write", "ferrite_write_bots"})
-
-#: The per-hit hooks and the sink hooks, in the order the pipeline calls them.
-STAGES: tuple[str, ...] = (
-    "ferrite_client_ip",
-    "ferrite_user_agent",
-    "ferrite_bot_reason",
-    "ferrite_session",
-    "ferrite_enrich",
-    "ferrite_write",
-    "ferrite_write_bots",
+#: The one table of the chain: its hooks in the order the pipeline runs them, and how
+#: each is called. "first": the first answer that is not None wins (through pluggy when a
+#: plugin wraps it). "each": every implementation, one at a time, in order (enrichers).
+#: "sink": every implementation on its own, with its own retries, buffer and timeout.
+CHAIN: tuple[tuple[str, str], ...] = (
+    ("ferrite_client_ip", "first"),
+    ("ferrite_user_agent", "first"),
+    ("ferrite_bot_reason", "first"),
+    ("ferrite_session", "first"),
+    ("ferrite_enrich", "each"),
+    ("ferrite_write", "sink"),
+    ("ferrite_write_bots", "sink"),
 )
+STAGES: tuple[str, ...] = tuple(name for name, _ in CHAIN)
+FIRST_ANSWER: tuple[str, ...] = tuple(name for name, how in CHAIN if how == "first")
+#: Hooks called one implementation at a time: a pluggy hook wrapper around them would
+#: never run as written, so such a wrapper is refused when the plugin loads.
+CALLED_ONE_BY_ONE = frozenset(name for name, how in CHAIN if how != "first")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from ferrite.core.config import Config, load_config
 from ferrite.core.delivery import RetryPolicy, Spool, deliver
 from ferrite.core.errors import ConfigError, SinkError
 from ferrite.core.event import PRIVATE_HEADERS, Agent, Event, Hit, new_event_id
-from ferrite.core.manager import Plugins
+from ferrite.core.manager import FIRST_ANSWER, Plugins
 from ferrite.core.metrics import Metrics
 from ferrite.core.urls import url_path, without_query
 
@@ -74,10 +74,11 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         self.batch_size = self.config.pipeline.batch_size
         hook = self.plugins.hook
-        self._client_ip = first_result(hook.ferrite_client_ip)
-        self._user_agent = first_result(hook.ferrite_user_agent)
-        self._bot_reason = first_result(hook.ferrite_bot_reason)
-        self._session = first_result(hook.ferrite_session)
+        first = {name: first_result(getattr(hook, name)) for name in FIRST_ANSWER}
+        self._client_ip = first["ferrite_client_ip"]
+        self._user_agent = first["ferrite_user_agent"]
+        self._bot_reason = first["ferrite_bot_reason"]
+        self._session = first["ferrite_session"]
         self._enrichers = [(i.plugin_name, i.function, i.argnames)
                            for i in reversed(hook.ferrite_enrich.get_hookimpls())]
         # Filtering the headers costs a dict per hit: only when an enricher asks for them.
