@@ -10,6 +10,8 @@ from ferrite.core.errors import ConfigError, FerriteError, PluginError, SinkErro
 from ferrite.core.event import Agent, Event, Hit
 from ferrite.core.hookspecs import hookimpl
 from ferrite.core.pipeline import Pipeline
+from ferrite.edge import settings as _edge_settings  # noqa: F401  registers [edge]
+from ferrite.ingest import settings as _ingest_settings  # noqa: F401  registers [ingest]
 
 __version__ = "0.1.0"
 

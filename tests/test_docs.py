@@ -8,8 +8,10 @@ import re
 import pytest
 
 from ferrite.core import hookspecs
-from ferrite.core.config import EdgeTable, IngestTable, PipelineTable
+from ferrite.core.config import PipelineTable
 from ferrite.core.manager import BUILTINS, Plugins, find_plugin
+from ferrite.edge.settings import EdgeTable
+from ferrite.ingest.settings import IngestTable
 
 from .conftest import ROOT
 

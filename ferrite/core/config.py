@@ -11,24 +11,22 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    IPvAnyNetwork,
     ValidationError,
     ValidationInfo,
     field_validator,
 )
 
 from ferrite.core.errors import ConfigError
-from ferrite.core.urls import site_name
 
 DEFAULT_FILE = "ferrite.toml"
 EMBEDDED = "<embedded default>"
@@ -40,6 +38,7 @@ BIND = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(?P<port>\d{1,5})
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T", bound="Table")
 
 
 class Table(BaseModel):
@@ -94,90 +93,16 @@ class PipelineTable(Table):
         "empty disables it (such batches then fail the request).")
 
 
-class EdgeTable(Table):
-    """`[edge]`: the HTTP server. Plain data here; ferrite.edge reads it."""
-
-    bind: str = Field("127.0.0.1:8000",
-                      description="HOST:PORT to listen on; port 0 picks a free one.")
-    workers: int = Field(1, ge=1, le=64, description="Processes sharing the listening socket.")
-    trusted_proxies: list[IPvAnyNetwork] = Field(
-        default_factory=list,
-        description="Proxies whose forwarding headers are believed (default for "
-        "[plugins.client_ip] trusted_proxies).",
-    )
-    sites: list[str] = Field(default_factory=list,
-                             description="Site domains to accept; empty accepts any.")
-    cors_origins: list[str] = Field(default_factory=list,
-                                    description="Origins allowed to post events; empty allows any.")
-    ack: Literal["stored", "queued"] = Field(
-        "stored", description="Answer after every sink stored the events, or on enqueue.")
-    queue_size: int = Field(1000, ge=1, le=1_000_000,
-                            description="Requests waiting for the writer before 503s.")
-    max_body_bytes: int = Field(65_536, ge=1024, le=16 * 1024 * 1024)
-    max_events: int = Field(100, ge=1, le=10_000, description="Events in one POST.")
-    max_props: int = Field(30, ge=0, le=1000, description="Props on one event.")
-    max_prop_key: int = Field(300, ge=1, le=10_000, description="Characters in a prop key.")
-    max_prop_value: int = Field(2000, ge=1, le=100_000,
-                                description="Characters in a prop value.")
-    max_url: int = Field(2048, ge=64, le=65_536, description="Characters in a URL or referrer.")
-    graceful_timeout: float = Field(10.0, ge=0, le=600,
-                                    description="Seconds in-flight requests get at shutdown.")
-    read_timeout: int = Field(10, ge=1, le=600,
-                              description="Seconds a client may take to send its request.")
-    keep_alive_timeout: float = Field(5.0, ge=0, le=600)
-    retry_after: int = Field(1, ge=1, le=3600, description="Retry-After seconds on 503.")
-    static_dir: str | None = Field(
-        None, description="A folder of pages to serve at / (the demo site, or your own).")
-    umami_websites: dict[str, str] = Field(
-        default_factory=dict,
-        description="Umami website ids and the site each one's hits belong to, so Umami's "
-        "tracker can post to /api/send unchanged.")
-
-    @field_validator("bind")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        match = BIND.match(value)
-        if match is None:
-            raise ValueError(f"bind must be HOST:PORT, such as 127.0.0.1:8000, 0.0.0.0:8000 or "
-                             f"[::1]:8000 (got {value!r})")
-        if int(match["port"]) > 65535:
-            raise ValueError(f"port {match['port']} is out of range; use 1-65535, or 0 for "
-                             f"any free port")
-        return value
-
-    @field_validator("umami_websites")
-    @classmethod
-    def _umami_sites(cls, value: dict[str, str]) -> dict[str, str]:
-        out = {}
-        for website, site in value.items():
-            if not website.strip() or not site.strip() or "/" in site or " " in site.strip():
-                raise ValueError(f"umami_websites maps {website!r} to {site!r}; map each "
-                                 f"Umami website id to a site domain such as \"example.com\"")
-            out[website.strip().lower()] = site_name(site)
-        return out
+#: The tables of the rooms beside core ([edge], [ingest]): each room registers its model
+#: from a settings module that imports no web stack, and the package imports those
+#: modules (ferrite/__init__.py), so core validates every table without importing a room.
+ROOM_TABLES: dict[str, type[Table]] = {}
 
 
-DEFAULT_ASSETS = (
-    "css", "js", "mjs", "map", "png", "jpg", "jpeg", "gif", "webp", "avif", "svg", "ico",
-    "bmp", "tif", "tiff", "woff", "woff2", "ttf", "otf", "eot", "mp4", "webm", "mp3", "ogg",
-    "wav", "flac", "pdf", "zip", "gz", "tgz", "bz2", "xz", "7z", "rar", "dmg", "exe", "iso",
-    "xml", "txt", "json", "rss", "atom", "wasm",
-)
-
-
-class IngestTable(Table):
-    """`[ingest]`: `ferrite ingest` for access logs."""
-
-    format: str = Field("auto", description="auto, combined, common, combined-vhost, "
-                        "common-vhost, caddy, bunny, or an Apache LogFormat string.")
-    site: str | None = Field(None, description="Site of every line; default: the logged "
-                             "virtual host.")
-    assets: list[str] = Field(default_factory=lambda: list(DEFAULT_ASSETS),
-                              description="File extensions that are not page views.")
-    poll_seconds: float = Field(0.5, gt=0, le=60,
-                                description="How often --follow looks for new lines.")
-    parallel: bool = Field(True, description="Parse in a second process while this one runs "
-                           "the chain (files read to their end, on machines with 2+ cores).")
+def register_table(name: str, model: type[T]) -> type[T]:
+    """Make `[name]` a known top-level table, validated against `model`."""
+    ROOM_TABLES[name] = model
+    return model
 
 
 @dataclass(frozen=True)
@@ -191,10 +116,22 @@ class Config:
     source: str
     pipeline: PipelineTable
     plugin_tables: dict[str, dict[str, Any]] = field(default_factory=dict)
-    edge: EdgeTable = field(default_factory=EdgeTable)
-    ingest: IngestTable = field(default_factory=IngestTable)
+    #: The rooms' validated tables by name (config.edge is tables["edge"]).
+    tables: dict[str, Table] = field(default_factory=dict)
     #: True when the file did not list [pipeline] plugins and the default chain runs.
     default_chain: bool = False
+
+    def __getattr__(self, name: str) -> Any:
+        tables = self.__dict__.get("tables") or {}
+        if name in tables:
+            return tables[name]
+        if name in ROOM_TABLES:  # a Config built by hand: the room's defaults
+            return ROOM_TABLES[name]()
+        raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
+
+    def with_table(self, name: str, table: Table) -> Config:
+        """A copy with one room's table replaced (the command line's overrides)."""
+        return replace(self, tables={**self.tables, name: table})
 
     @property
     def plugins(self) -> list[str]:
@@ -247,7 +184,7 @@ def load_config(
 
 
 def _from_mapping(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> Config:
-    known = {"pipeline", "plugins", "edge", "ingest"}
+    known = {"pipeline", "plugins", *ROOM_TABLES}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(
@@ -272,8 +209,8 @@ def _from_mapping(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> C
             return None
 
     pipeline = check(PipelineTable, pipeline_raw, f"[pipeline] in {source}")
-    edge = check(EdgeTable, raw.get("edge", {}), f"[edge] in {source}")
-    ingest = check(IngestTable, raw.get("ingest", {}), f"[ingest] in {source}")
+    rooms = {name: check(model, raw.get(name, {}), f"[{name}] in {source}")
+             for name, model in ROOM_TABLES.items()}
     tables = raw.get("plugins", {})
     if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
         problems.append(f"[plugins] in {source} must hold one table per plugin, "
@@ -289,10 +226,11 @@ def _from_mapping(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> C
             f"[plugins.{name}] in {source} configures a plugin that [pipeline] plugins "
             f"does not list; listed plugins: {', '.join(names) or '(none)'}"
             for name in sorted(set(tables) - set(names)))
-    if problems or pipeline is None or edge is None or ingest is None:
+    if problems or pipeline is None or None in rooms.values():
         raise ConfigError("\n".join(problems))
-    return Config(source=source, pipeline=pipeline, plugin_tables=tables, edge=edge,
-                  ingest=ingest, default_chain=default_chain)
+    return Config(source=source, pipeline=pipeline, plugin_tables=tables,
+                  tables={name: table for name, table in rooms.items() if table is not None},
+                  default_chain=default_chain)
 
 
 def validate_table(model: type[M], data: Any, where: str) -> M:

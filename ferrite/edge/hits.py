@@ -23,7 +23,6 @@ from urllib.parse import parse_qsl
 
 import trio
 
-from ferrite.core.config import EdgeTable
 from ferrite.core.event import Hit
 from ferrite.core.pipeline import DISCARDS, Metrics
 from ferrite.edge.input import (
@@ -34,6 +33,7 @@ from ferrite.edge.input import (
     pixel_event,
     umami_event,
 )
+from ferrite.edge.settings import EdgeTable
 from ferrite.edge.stream import HitStream, QueueFull, StreamClosed
 
 Scope = MutableMapping[str, Any]

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ferrite.core.config import EdgeTable
 from ferrite.core.event import PropValue
 from ferrite.core.urls import site_name, url_host
+from ferrite.edge.settings import EdgeTable
 
 SITE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")

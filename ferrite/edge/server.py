@@ -16,7 +16,6 @@ import signal
 import socket
 import sys
 import tempfile
-from dataclasses import replace
 from functools import partial
 from typing import TextIO
 
@@ -25,11 +24,12 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.run import run as hypercorn_run
 from hypercorn.trio import serve as hypercorn_serve
 
-from ferrite.core.config import Config, EdgeTable
+from ferrite.core.config import Config
 from ferrite.core.errors import ConfigError
 from ferrite.core.manager import Plugins
 from ferrite.edge.app import HEADER_LIMIT, create_app
 from ferrite.edge.metrics import MULTIPROC_ENV
+from ferrite.edge.settings import EdgeTable
 from ferrite.edge.snippet import snippet_lines
 
 CONFIG_ENV = "FERRITE_CONFIG"
@@ -134,7 +134,7 @@ def main(config: Config, config_path: str | None, *, bind: str | None,
 
         edge = validate_table(EdgeTable, {**config.edge.model_dump(mode="json"), **updates},
                               "the command line")
-        config = replace(config, edge=edge)
+        config = config.with_table("edge", edge)
     if config.edge.static_dir is not None and not os.path.isdir(config.edge.static_dir):
         raise ConfigError(f"static folder {config.edge.static_dir!r} does not exist; pass an "
                           f"existing folder to --static (or [edge] static_dir)")

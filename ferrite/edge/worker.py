@@ -7,11 +7,11 @@ overrides in FERRITE_EDGE.
 
 import logging
 import os
-from dataclasses import replace
 
-from ferrite.core.config import EdgeTable, load_config
+from ferrite.core.config import load_config
 from ferrite.edge.app import create_app
 from ferrite.edge.server import CONFIG_ENV, DEBUG_ENV, EDGE_ENV
+from ferrite.edge.settings import EdgeTable
 
 if os.environ.get(DEBUG_ENV):
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -19,5 +19,5 @@ if os.environ.get(DEBUG_ENV):
 
 config = load_config(os.environ.get(CONFIG_ENV) or None)
 if os.environ.get(EDGE_ENV):
-    config = replace(config, edge=EdgeTable.model_validate_json(os.environ[EDGE_ENV]))
+    config = config.with_table("edge", EdgeTable.model_validate_json(os.environ[EDGE_ENV]))
 app = create_app(config)

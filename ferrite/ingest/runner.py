@@ -19,13 +19,13 @@ from hashlib import blake2b
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from ferrite.core.config import IngestTable
 from ferrite.core.errors import FerriteError
 from ferrite.core.event import Hit
 from ferrite.core.pipeline import Pipeline, Processed
 from ferrite.core.urls import site_name
 from ferrite.ingest.formats import NOT_HTTP, LogRecord, Malformed, caddy_record
 from ferrite.ingest.reader import IDLE, Idle, Line
+from ferrite.ingest.settings import IngestTable
 
 SHOWN_MALFORMED = 5
 
