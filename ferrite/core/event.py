@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 PropValue = str | int | float | bool
 
@@ -85,6 +86,14 @@ class Hit:
         return self.headers.get("user-agent", "")
 
 
+#: The fields every event is stored with, in order: the SQLite columns, the CSV header,
+#: `Event.stored()` and `Event.record()`. Never the full URL, the IP or the user agent.
+STORED_FIELDS: tuple[str, ...] = (
+    "id", "ts", "site", "name", "path", "referrer", "source", "utm_source", "utm_medium",
+    "utm_campaign", "session", "browser", "os", "device", "props",
+)
+
+
 @dataclass(slots=True)
 class Event:
     """A processed event, as sinks receive it. Holds no IP address and no user agent.
@@ -113,25 +122,15 @@ class Event:
     extra: dict[str, PropValue] = field(default_factory=dict)
     bot: str | None = None
 
+    def stored(self) -> tuple[Any, ...]:
+        """The values of STORED_FIELDS, in order (`ts` as ISO text); never `url`."""
+        return (self.id, iso_utc(self.ts), self.site, self.name, self.path, self.referrer,
+                self.source, self.utm_source, self.utm_medium, self.utm_campaign,
+                self.session, self.browser, self.os, self.device, self.props)
+
     def record(self) -> dict[str, object]:
-        """The flat row sinks write: the stored columns, then `extra`; never `url`."""
-        row: dict[str, object] = {
-            "id": self.id,
-            "ts": iso_utc(self.ts),
-            "site": self.site,
-            "name": self.name,
-            "path": self.path,
-            "referrer": self.referrer,
-            "source": self.source,
-            "utm_source": self.utm_source,
-            "utm_medium": self.utm_medium,
-            "utm_campaign": self.utm_campaign,
-            "session": self.session,
-            "browser": self.browser,
-            "os": self.os,
-            "device": self.device,
-            "props": self.props,
-        }
+        """The flat row sinks write: the stored fields, then `extra`; never `url`."""
+        row: dict[str, object] = dict(zip(STORED_FIELDS, self.stored(), strict=True))
         if self.bot is not None:
             row["bot"] = self.bot
         for key, value in self.extra.items():

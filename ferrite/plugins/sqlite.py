@@ -19,7 +19,7 @@ from pydantic import Field
 
 from ferrite.core.config import DEFAULT_DATABASE, Config, Table
 from ferrite.core.delivery import FatalSinkError
-from ferrite.core.event import Event, iso_utc
+from ferrite.core.event import STORED_FIELDS, Event, iso_utc
 from ferrite.core.hookspecs import hookimpl
 from ferrite.core.urls import url_host
 from ferrite.plugins.sqlite_startup import ensure_wal, retry_while_locked
@@ -28,11 +28,7 @@ DEFAULT_PATH = DEFAULT_DATABASE
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 _IDENTIFIER = re.compile(IDENTIFIER)
 
-EVENT_COLUMNS: dict[str, type] = {
-    "id": str, "ts": str, "site": str, "name": str, "path": str, "referrer": str,
-    "source": str, "utm_source": str, "utm_medium": str, "utm_campaign": str,
-    "session": str, "browser": str, "os": str, "device": str, "props": str,
-}
+EVENT_COLUMNS: dict[str, type] = dict.fromkeys(STORED_FIELDS, str)
 #: Bot hits skip the enrichers, so their referrer is kept as a bare host.
 BOT_COLUMNS: dict[str, type] = {
     "id": str, "ts": str, "site": str, "name": str, "path": str, "referrer": str,
@@ -141,12 +137,9 @@ class SqliteSink:
             sql = (f"INSERT OR IGNORE INTO [{self.settings.table}] "
                    f"({', '.join(f'[{c}]' for c in columns)}) "
                    f"VALUES ({', '.join('?' * len(columns))})")
-            rows = [
-                (e.id, iso_utc(e.ts), e.site, e.name, e.path, e.referrer, e.source,
-                 e.utm_source, e.utm_medium, e.utm_campaign, e.session, e.browser, e.os,
-                 e.device, props_json(e.props), *[e.extra.get(c) for c in extras])
-                for e in events
-            ]
+            # the stored fields with props (last) as JSON text, then the enrichers' columns
+            rows = [(*e.stored()[:-1], props_json(e.props), *[e.extra.get(c) for c in extras])
+                    for e in events]
             with conn:
                 return conn.executemany(sql, rows).rowcount
 

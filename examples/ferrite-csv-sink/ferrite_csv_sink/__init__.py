@@ -10,10 +10,9 @@ from typing import IO
 from pydantic import Field, field_validator
 
 import ferrite
-from ferrite.core.event import Event
+from ferrite.core.event import STORED_FIELDS, Event
 
-STORED_COLUMNS = ["id", "ts", "site", "name", "path", "referrer", "source", "utm_source",
-                  "utm_medium", "utm_campaign", "session", "browser", "os", "device", "props"]
+STORED_COLUMNS = list(STORED_FIELDS)
 
 
 class Settings(ferrite.Table):
