@@ -23,8 +23,6 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from ferrite.core.config import Config
 from ferrite.core.pipeline import Pipeline
 from ferrite.edge.hits import (
-    FILTERED_HEADER,
-    HEADER_LIMIT,
     HitEndpoints,
     headers_too_large,
     too_large_headers_error,
@@ -36,7 +34,6 @@ from ferrite.edge.stream import HitStream
 
 #: The 43-byte transparent 1x1 GIF.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
-__all__ = ["FILTERED_HEADER", "HEADER_LIMIT", "PIXEL", "create_app"]
 
 
 def json_response(body: dict[str, Any], status: int, **headers: str) -> Response:

@@ -25,11 +25,11 @@ import trio
 
 from ferrite.core.event import Hit
 from ferrite.core.pipeline import DISCARDS, Metrics
+from ferrite.core.urls import site_name
 from ferrite.edge.input import (
     BadInput,
     EventInput,
     events_from_body,
-    normalize_site,
     pixel_event,
     umami_event,
 )
@@ -83,7 +83,7 @@ class HitEndpoints:
         self.stream = stream
         self.metrics = metrics
         self.pixel = pixel
-        self.allowed_sites = frozenset(normalize_site(s) for s in edge.sites)
+        self.allowed_sites = frozenset(site_name(s) for s in edge.sites)
         self.cors_origins = frozenset(o.rstrip("/") for o in edge.cors_origins)
         self.retry_after = str(edge.retry_after).encode()
 

@@ -55,10 +55,6 @@ class EventInput:
     engagement: bool = False
 
 
-def normalize_site(value: str) -> str:
-    return site_name(value)
-
-
 def check_url(value: Any, field: str, limits: EdgeTable, *, required: bool,
               web_only: bool = True) -> str:
     if value is None or value == "":
@@ -89,7 +85,7 @@ def check_sites(value: Any, field: str, url: str) -> tuple[str, ...]:
     if value is None or value == "":
         sites: list[str] = [site_name(url_host(url))]
     elif isinstance(value, str):
-        sites = [normalize_site(part) for part in value.split(",") if part.strip()]
+        sites = [site_name(part) for part in value.split(",") if part.strip()]
     else:
         raise BadInput(field, f"{field} must be a string such as \"example.com\"")
     if not sites or len(sites) > 10:

@@ -27,7 +27,8 @@ from hypercorn.trio import serve as hypercorn_serve
 from ferrite.core.config import Config
 from ferrite.core.errors import ConfigError
 from ferrite.core.manager import Plugins
-from ferrite.edge.app import HEADER_LIMIT, create_app
+from ferrite.edge.app import create_app
+from ferrite.edge.hits import HEADER_LIMIT
 from ferrite.edge.metrics import MULTIPROC_ENV
 from ferrite.edge.settings import EdgeTable
 from ferrite.edge.snippet import snippet_lines
