@@ -12,6 +12,7 @@ from ferrite.core.hookspecs import hookimpl
 from ferrite.core.pipeline import Pipeline
 from ferrite.edge import settings as _edge_settings  # noqa: F401  registers [edge]
 from ferrite.ingest import settings as _ingest_settings  # noqa: F401  registers [ingest]
+from ferrite.stats import settings as _stats_settings  # noqa: F401  registers [stats]
 
 __version__ = "0.1.0"
 

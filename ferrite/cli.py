@@ -88,6 +88,28 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 1 if any(left for _, left in results.values()) else 0
 
 
+def cmd_stats(args: argparse.Namespace) -> int:
+    from ferrite.stats import command
+
+    fmt = "json" if args.json else "csv" if args.csv else "table"
+    return command.stats(load_config(args.config), site=args.site, period=args.period,
+                         metrics=args.metrics, by=args.by, filters=args.filter or [],
+                         compare=args.compare, limit=args.limit, fmt=fmt)
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from ferrite.stats import command
+
+    return command.keys_command(load_config(args.config), args.action, sites=args.site or [],
+                                name=args.name or "", key_id=args.id, as_json=args.json)
+
+
+def cmd_build_stats(args: argparse.Namespace) -> int:
+    from ferrite.stats import command
+
+    return command.build(load_config(args.config), site=args.site)
+
+
 def _version() -> str:
     try:
         return metadata.version("ferrite-analytics")
@@ -134,6 +156,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("replay", "send batches from the dead-letter spool back through their sinks")
     p.add_argument("--sink", metavar="NAME", help="only this sink's spool")
     p.set_defaults(func=cmd_replay)
+    p = add("stats", "print a site's numbers: totals against the previous period, then a "
+            "breakdown")
+    p.add_argument("--site", metavar="DOMAIN", help="the site (default: the only one stored)")
+    p.add_argument("--period", default="7d", metavar="RANGE",
+                   help="day, 7d, 28d, 30d, 91d, month, 6mo, 12mo, year, all, realtime, or "
+                   "FROM,TO dates (default: 7d, the seven days before today)")
+    p.add_argument("--metrics", default="visitors,visits,pageviews,bounce_rate,visit_duration",
+                   metavar="M,M", help="comma-separated metrics (see docs/stats.md)")
+    p.add_argument("--by", metavar="DIMENSION",
+                   help="break down by event:page, visit:source, visit:browser, time:day, ...")
+    p.add_argument("--filter", action="append", metavar="'DIM OP VALUE'",
+                   help="such as 'visit:source is Google|Bing' or 'event:page contains /blog';"
+                   " repeat to combine (and)")
+    p.add_argument("--compare", action="store_true",
+                   help="also compare each breakdown row with the previous period")
+    p.add_argument("--limit", type=int, default=10, metavar="N", help="breakdown rows (10)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the API's JSON answers")
+    out.add_argument("--csv", action="store_true", help="print the breakdown as CSV")
+    p.set_defaults(func=cmd_stats)
+    p = add("keys", "create, list and revoke Stats API keys")
+    p.add_argument("action", choices=("create", "list", "revoke"))
+    p.add_argument("id", nargs="?", help="the key id to revoke")
+    p.add_argument("--site", action="append", metavar="DOMAIN",
+                   help="a site the new key may read (repeatable)")
+    p.add_argument("--name", metavar="TEXT", help="a note saying who uses the key")
+    p.add_argument("--json", action="store_true", help="list as JSON")
+    p.set_defaults(func=cmd_keys)
+    p = add("build-stats", "count closed days into the stats rollups (a database written "
+            "before them, or after a large `ferrite ingest`)")
+    p.add_argument("--site", metavar="DOMAIN", help="only this site")
+    p.set_defaults(func=cmd_build_stats)
     return parser
 
 

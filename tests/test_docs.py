@@ -12,6 +12,7 @@ from ferrite.core.config import PipelineTable
 from ferrite.core.manager import BUILTINS, Plugins, find_plugin
 from ferrite.edge.settings import EdgeTable
 from ferrite.ingest.settings import IngestTable
+from ferrite.stats.settings import StatsTable
 
 from .conftest import ROOT
 
@@ -57,7 +58,8 @@ def section(table: str) -> str:
 
 
 @pytest.mark.parametrize(("table", "model"), [("pipeline", PipelineTable), ("edge", EdgeTable),
-                                              ("ingest", IngestTable)])
+                                              ("ingest", IngestTable),
+                                              ("stats", StatsTable)])
 def test_top_level_keys_are_documented(table, model):
     text = section(table)
     documented = set(re.findall(r"^\| `(\w+)` \|", text, re.MULTILINE))

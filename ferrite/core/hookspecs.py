@@ -93,3 +93,14 @@ def ferrite_write(events: list[Event]) -> int | None:
 @hookspec
 def ferrite_write_bots(events: list[Event]) -> None:
     """Store a batch of bot events (`event.bot` holds the reason); optional for sinks."""
+
+
+# --- The read side: called by the stats engine, not by the chain ---------------------------
+
+
+@hookspec(firstresult=True)
+def ferrite_stats_store() -> object | None:
+    """Return an object that answers stats queries for the events this plugin stores (the
+    methods of `ferrite.stats.store.StatsStore`), or None. Called by `ferrite stats`, the
+    Stats API and `ferrite build-stats`, never by the chain; the object opens its own
+    connections and must not block this plugin's writes."""

@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ferrite.core.config import Config
 from ferrite.core.pipeline import Pipeline
+from ferrite.edge import stats_api
 from ferrite.edge.hits import (
     HitEndpoints,
     headers_too_large,
@@ -59,10 +60,18 @@ def create_app(config: Config, *, pipeline: Pipeline | None = None) -> QuartTrio
                       BACKGROUND_TASK_SHUTDOWN_TIMEOUT=max(edge.graceful_timeout, 5.0))
     app.extensions["ferrite"] = {"pipeline": pipeline, "stream": stream, "metrics": edge_metrics}
 
+    stats_store = pipeline.plugins.hook.ferrite_stats_store() if config.stats.enabled \
+        else None
+    if stats_store is not None:
+        stats_api.register(app, config, stats_store, metrics)
+
     @app.before_serving
     async def start() -> None:
         await trio.to_thread.run_sync(pipeline.start)
         await app.nursery.start(stream.run)
+        if stats_store is not None and config.stats.rollup_interval_seconds > 0:
+            app.nursery.start_soon(stats_api.build_rollups, stats_store,
+                                   config.stats.rollup_interval_seconds)
         if edge_metrics.shared:
             app.nursery.start_soon(publish_metrics)
 
@@ -76,6 +85,8 @@ def create_app(config: Config, *, pipeline: Pipeline | None = None) -> QuartTrio
         with trio.CancelScope(shield=True):  # nothing accepted may be lost to a cancel
             await stream.close()
             await trio.to_thread.run_sync(pipeline.close)
+            if stats_store is not None:
+                stats_store.close()
 
     def reject(error: BadInput) -> Response:
         metrics.inc("rejected", reason=error.reason)

@@ -37,6 +37,7 @@ COUNTERS = {
     "retries": ("ferrite_sink_retries", "Batches a sink was asked to take again."),
     "dead_lettered": ("ferrite_dead_lettered_events",
                       "Events spooled because a sink refused them after its retries."),
+    "stats_requests": ("ferrite_stats_requests", "Stats API requests, by endpoint and status."),
 }
 
 

@@ -12,6 +12,7 @@ import json
 import re
 import sqlite3
 import threading
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import sqlite_utils
@@ -23,6 +24,8 @@ from ferrite.core.event import STORED_FIELDS, Event, iso_utc
 from ferrite.core.hookspecs import hookimpl
 from ferrite.core.urls import url_host
 from ferrite.plugins.sqlite_startup import ensure_wal, retry_while_locked
+from ferrite.plugins.sqlite_stats import SCHEMA as STATS_SCHEMA
+from ferrite.plugins.sqlite_stats import SqliteStats, mark_changed
 
 DEFAULT_PATH = DEFAULT_DATABASE
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
@@ -79,6 +82,7 @@ class SqliteSink:
         events.create_index(["site", "ts"], if_not_exists=True)
         events.create_index(["ts"], if_not_exists=True)
         self._extra_columns = [c for c in events.columns_dict if c not in EVENT_COLUMNS]
+        self._conn.executescript(STATS_SCHEMA)
         if s.keep_bots:
             self._ensure_table(s.bots_table, BOT_COLUMNS, not_null={"id", "ts"})
             db.table(s.bots_table).create_index(["site", "ts"], if_not_exists=True)
@@ -140,8 +144,19 @@ class SqliteSink:
             # the stored fields with props (last) as JSON text, then the enrichers' columns
             rows = [(*e.stored()[:-1], props_json(e.props), *[e.extra.get(c) for c in extras])
                     for e in events]
+            today = datetime.now(UTC).date().isoformat()
+            closed = {(row[2], row[1][:10]) for row in rows if row[1][:10] < today}
             with conn:
-                return conn.executemany(sql, rows).rowcount
+                new = conn.executemany(sql, rows).rowcount
+                if closed:  # a built rollup of a closed day must not be read any more
+                    mark_changed(conn, closed)
+                return new
+
+    @hookimpl
+    def ferrite_stats_store(self) -> SqliteStats:
+        """Queries open their own WAL reader connections; they never wait for this lock."""
+        s = self.settings
+        return SqliteStats(s.path, s.table, s.busy_timeout_ms)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:

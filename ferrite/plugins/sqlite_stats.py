@@ -1,0 +1,562 @@
+"""The SQLite sink's answers to stats queries (`ferrite.stats.store.StatsStore`).
+
+Raw path: visits are rebuilt from the events of the range with window functions (a visit is
+one session's events of one UTC day with no gap over 30 minutes), then filtered and counted
+per visit, per session and per group, so every measure is exact.
+
+Rollups: a session id lives one UTC day, so visitors and visits of different UTC days add
+up. Each closed UTC day is therefore counted once per dimension into `stats_rollup`
+(`build`), and a query without filters reads whole built days from there and only the rest
+(today, partial days of other time zones, days not built yet) from the events. A write that
+touches a closed day bumps `stats_changes` and drops the day from `stats_rollup_days` in the
+same transaction, so a stale rollup is never read; a build that raced such a write is
+discarded. Queries run on their own connections in WAL mode and never take the write lock.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import re2
+
+from ferrite.core.errors import FerriteError
+from ferrite.core.event import STORED_FIELDS
+from ferrite.stats.store import (
+    PROPS,
+    TIME_DIMENSIONS,
+    Condition,
+    Filter,
+    KeyRecord,
+    Logic,
+    Measures,
+    Not,
+    QueryTimeout,
+    StatsRequest,
+    TimeBuckets,
+)
+
+DAY = timedelta(days=1)
+GAP_MS = 30 * 60 * 1000
+#: Grouped by in each closed day's rollup ("" is the day's totals).
+ROLLUP_DIMENSIONS = (
+    "", "event:page", "event:name", "visit:entry_page", "visit:exit_page", "visit:source",
+    "visit:channel", "visit:referrer", "visit:utm_source", "visit:utm_medium",
+    "visit:utm_campaign", "visit:browser", "visit:os", "visit:device",
+)
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS stats_rollup (
+    site TEXT NOT NULL, dim TEXT NOT NULL, day TEXT NOT NULL, value TEXT NOT NULL,
+    visitors INTEGER NOT NULL, visits INTEGER NOT NULL, pageviews INTEGER NOT NULL,
+    events INTEGER NOT NULL, bounces INTEGER NOT NULL, duration REAL NOT NULL,
+    PRIMARY KEY (site, dim, day, value)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stats_rollup_days (
+    site TEXT NOT NULL, day TEXT NOT NULL, built TEXT NOT NULL,
+    PRIMARY KEY (site, day)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stats_changes (
+    site TEXT NOT NULL, day TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (site, day)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stats_keys (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE,
+    sites TEXT NOT NULL, created TEXT NOT NULL, revoked TEXT);
+"""
+
+#: The page without its query string (UTM keys stay in the stored path), fragment kept.
+PAGE = ("CASE WHEN instr(e.path, '?') = 0 THEN e.path ELSE substr(e.path, 1, "
+        "instr(e.path, '?') - 1) || CASE WHEN instr(e.path, '#') > 0 THEN "
+        "substr(e.path, instr(e.path, '#')) ELSE '' END END")
+_NO_SCHEME = ("CASE WHEN e.referrer LIKE 'https://%' THEN substr(e.referrer, 9) "
+              "WHEN e.referrer LIKE 'http://%' THEN substr(e.referrer, 8) "
+              "ELSE coalesce(e.referrer, '') END")
+#: The referrer as Plausible shows it: no scheme, no "www.".
+REFERRER = f"(CASE WHEN ({_NO_SCHEME}) LIKE 'www.%' THEN substr({_NO_SCHEME}, 5) " \
+           f"ELSE {_NO_SCHEME} END)"
+#: utm_source when tagged, else the referring host; "" for direct and internal visits.
+SOURCE = (f"CASE WHEN coalesce(e.utm_source, '') <> '' THEN e.utm_source "
+          f"WHEN coalesce(e.source, '') IN ('', 'direct', 'internal') THEN '' "
+          f"WHEN instr({REFERRER}, '/') > 0 THEN substr({REFERRER}, 1, instr({REFERRER}, '/') - 1)"
+          f" ELSE {REFERRER} END")
+#: Visit dimensions and the event column each is taken from (the visit's first event).
+VISIT_COLUMNS = {
+    "visit:source": "src", "visit:channel": "channel", "visit:referrer": "ref",
+    "visit:utm_source": "utm_source", "visit:utm_medium": "utm_medium",
+    "visit:utm_campaign": "utm_campaign", "visit:browser": "browser", "visit:os": "os",
+    "visit:device": "device",
+}
+
+
+class StoreMissing(FerriteError):
+    """The database file does not exist (yet)."""
+
+
+@lru_cache(maxsize=256)
+def _compiled(pattern: str) -> Any:
+    return re2.compile(pattern)
+
+
+def _regexp(pattern: str, value: Any) -> int:
+    """RE2: linear time in the value, so no pattern makes a query hang."""
+    return 1 if value is not None and _compiled(pattern).search(str(value)) else 0
+
+
+def _q(name: str) -> str:
+    return "[" + name.replace("]", "]]") + "]"
+
+
+class SqliteStats:
+    def __init__(self, path: str, table: str = "events", busy_timeout_ms: int = 30_000) -> None:
+        self.path = path
+        self.table = table
+        self.busy_timeout = busy_timeout_ms / 1000
+        self._pool: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._extra: list[str] | None = None
+        self._ready = False
+
+    # --- connections ------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        if not Path(self.path).exists():
+            raise StoreMissing(f"database {self.path} does not exist yet; it is created when "
+                               f"the first event is stored (check [plugins.sqlite] path)")
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                               check_same_thread=False)
+        conn.create_function("ferrite_re", 2, _regexp, deterministic=True)
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _reader(self, deadline: float | None = None) -> Iterator[sqlite3.Connection]:
+        """A pooled connection inside one read transaction (one WAL snapshot)."""
+        self._prepare()
+        try:
+            conn = self._pool.get_nowait()
+        except queue.Empty:
+            conn = self._open()
+        if deadline is not None:
+            conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 20_000)
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT") if conn.in_transaction else None
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc):
+                raise QueryTimeout("the query ran past its time limit") from None
+            raise
+        finally:
+            conn.set_progress_handler(None, 0)
+            self._pool.put(conn)
+
+    def _prepare(self) -> None:
+        if self._ready:
+            return
+        conn = self._open()
+        try:
+            conn.executescript(SCHEMA)
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc):
+                raise
+        cols = [r[1] for r in conn.execute(f"PRAGMA table_info({_q(self.table)})")]
+        self._extra = [c for c in cols if c not in STORED_FIELDS]
+        self._has_events = bool(cols)
+        self._pool.put(conn)
+        self._ready = True
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._pool = queue.SimpleQueue()
+        self._ready = False
+
+    # --- metadata ---------------------------------------------------------------------
+
+    def dimensions(self) -> list[str]:
+        self._prepare()
+        return list(self._extra or [])
+
+    def first_day(self, site: str) -> date | None:
+        if not self._events_exist():
+            return None
+        with self._reader() as conn:
+            (ts,) = conn.execute(f"SELECT min(ts) FROM {_q(self.table)} WHERE site = ?",
+                                 (site,)).fetchone()
+        return date.fromisoformat(ts[:10]) if ts else None
+
+    def _events_exist(self) -> bool:
+        self._prepare()
+        if not self._has_events:  # a sink may have created it since
+            self._ready = False
+            self._prepare()
+        return self._has_events
+
+    # --- queries ----------------------------------------------------------------------
+
+    def query(self, request: StatsRequest) -> dict[tuple[str, ...], Measures]:
+        if not self._events_exist():
+            return {}
+        out: dict[tuple[str, ...], Measures] = {}
+        with self._reader(request.deadline) as conn:
+            raw = [(request.start, request.end)]
+            if self._rollup_fits(request):
+                d0 = (request.start + DAY - timedelta(microseconds=1)).date()
+                d1 = request.end.date()
+                built = self._built_days(conn, request.site, d0, d1)
+                if built:
+                    self._from_rollup(conn, request, built, out)
+                    raw = _outside(request.start, request.end, built)
+            for start, end in raw:
+                for key, m in self._raw(conn, request, start, end).items():
+                    out.setdefault(key, Measures()).add(m)
+        return out
+
+    def _rollup_fits(self, request: StatsRequest) -> bool:
+        if request.filter is not None or len(request.dimensions) > 1:
+            return False
+        if not request.dimensions:
+            return True
+        dim = request.dimensions[0]
+        if dim in TIME_DIMENSIONS:
+            return dim != "time:hour" and request.buckets is not None and \
+                all(seconds == 0 for _, seconds in request.buckets.offsets)
+        return dim in ROLLUP_DIMENSIONS or dim.removeprefix("visit:") in (self._extra or ())
+
+    def _built_days(self, conn: sqlite3.Connection, site: str, d0: date, d1: date) -> list[date]:
+        if d1 <= d0:
+            return []
+        rows = conn.execute("SELECT day FROM stats_rollup_days WHERE site = ? AND day >= ? "
+                            "AND day < ? ORDER BY day", (site, d0.isoformat(), d1.isoformat()))
+        return [date.fromisoformat(r[0]) for r in rows]
+
+    def _from_rollup(self, conn: sqlite3.Connection, request: StatsRequest, built: list[date],
+                     out: dict[tuple[str, ...], Measures]) -> None:
+        dim = request.dimensions[0] if request.dimensions else ""
+        time_dim = dim in TIME_DIMENSIONS
+        sql = (f"SELECT {'day' if time_dim else 'value'}, sum(visitors), sum(visits), "
+               f"sum(pageviews), sum(events), sum(bounces), sum(duration) FROM stats_rollup "
+               f"WHERE site = ? AND dim = ? AND day >= ? AND day < ? AND day IN (SELECT day "
+               f"FROM stats_rollup_days WHERE site = ? AND day >= ? AND day < ?) GROUP BY 1")
+        lo, hi = built[0].isoformat(), (built[-1] + DAY).isoformat()
+        rows = conn.execute(sql, (request.site, "" if time_dim else dim, lo, hi,
+                                  request.site, lo, hi))
+        for value, *counts in rows:
+            if time_dim:
+                key: tuple[str, ...] = (_day_bucket(value, dim),)
+            else:
+                key = (value,) if request.dimensions else ()
+            out.setdefault(key, Measures()).add(Measures(*counts))
+
+    def _raw(self, conn: sqlite3.Connection, request: StatsRequest, start: datetime,
+             end: datetime) -> dict[tuple[str, ...], Measures]:
+        params: list[Any] = [request.site, _iso(start), _iso(end)]
+        keys = [self._dimension_sql(d, request.buckets, params) for d in request.dimensions]
+        where = self._filter_sql(request.filter, params) if request.filter else "1"
+        sql = self._visits_cte() + self._grouping_sql(keys, where)
+        # the site and the range are the first three placeholders (in the CTE)
+        return {tuple(str(v) if v is not None else "" for v in row[:len(keys)]):
+                Measures(*(c or 0 for c in row[len(keys):]))
+                for row in conn.execute(sql, params) if row[len(keys)]}
+
+    def _visits_cte(self) -> str:
+        extras = "".join(f", e.{_q(c)} AS {_q('x_' + c)}" for c in self._extra or ())
+        visit_attrs = ", ".join(
+            f"first_value({col}) OVER vw AS {_q('v_' + col)}"
+            for col in [*VISIT_COLUMNS.values(), *(f"x_{c}" for c in self._extra or ())])
+        return f"""
+WITH ev AS (
+  SELECT e.id, e.ts, substr(e.ts, 1, 10) AS day, e.session, e.name, e.props,
+    CAST(strftime('%s', e.ts) AS INTEGER) * 1000 + CAST(substr(e.ts, 21, 3) AS INTEGER) AS ms,
+    {PAGE} AS page, {SOURCE} AS src, coalesce(e.source, '') AS channel, {REFERRER} AS ref,
+    coalesce(e.utm_source, '') AS utm_source, coalesce(e.utm_medium, '') AS utm_medium,
+    coalesce(e.utm_campaign, '') AS utm_campaign, coalesce(e.browser, '') AS browser,
+    coalesce(e.os, '') AS os, coalesce(e.device, '') AS device{extras}
+  FROM {_q(self.table)} e WHERE e.site = ?1 AND e.ts >= ?2 AND e.ts < ?3
+),
+mk AS (
+  SELECT *, CASE WHEN ms - lag(ms) OVER w <= {GAP_MS} THEN 0 ELSE 1 END AS brk
+  FROM ev WINDOW w AS (PARTITION BY day, session ORDER BY ms, id)
+),
+vn AS (
+  SELECT *, sum(brk) OVER (PARTITION BY day, session ORDER BY ms, id
+                           ROWS UNBOUNDED PRECEDING) AS vno FROM mk
+),
+x AS (
+  SELECT *, first_value(page) OVER vw AS entry_page, last_value(page) OVER vw AS exit_page,
+    {visit_attrs},
+    count(*) OVER vw AS v_events, sum(name = 'pageview') OVER vw AS v_pageviews,
+    (max(ms) OVER vw - min(ms) OVER vw) / 1000.0 AS v_duration
+  FROM vn WINDOW vw AS (PARTITION BY day, session, vno ORDER BY ms, id
+                        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+)"""
+
+    @staticmethod
+    def _grouping_sql(keys: list[str], where: str) -> str:
+        ks = [f"k{i}" for i in range(len(keys))]
+        sel = "".join(f"{k} AS k{i}, " for i, k in enumerate(keys))
+        kl = "".join(f"{k}, " for k in ks)
+        return f""",
+sel AS (SELECT {sel}day, session, vno, name, v_events, v_pageviews, v_duration
+        FROM x WHERE {where}),
+per_visit AS (
+  SELECT {kl}day, session, sum(name = 'pageview') AS pv, count(*) AS n,
+    max(v_events = 1 AND v_pageviews = 1) AS bounce, max(v_duration) AS dur
+  FROM sel GROUP BY {kl}day, session, vno
+),
+per_session AS (
+  SELECT {kl}count(*) AS visits, sum(pv) AS pv, sum(n) AS n, sum(bounce) AS b,
+    sum(dur) AS d FROM per_visit GROUP BY {kl}day, session
+)
+SELECT {kl}count(*), sum(visits), sum(pv), sum(n), sum(b), sum(d)
+FROM per_session {'GROUP BY ' + ', '.join(ks) if ks else ''}"""
+
+    def _dimension_sql(self, dim: str, buckets: TimeBuckets | None, params: list[Any]) -> str:
+        if dim in TIME_DIMENSIONS:
+            local = _local_time(buckets, params)
+            return {"time:hour": f"substr({local}, 1, 13) || ':00:00'",
+                    "time:day": f"substr({local}, 1, 10)",
+                    "time:week": f"date({local}, 'weekday 0', '-6 days')",
+                    "time:month": f"substr({local}, 1, 7) || '-01'"}[dim]
+        return self._column(dim, params)
+
+    def _column(self, dim: str, params: list[Any]) -> str:
+        if dim == "event:page":
+            return "page"
+        if dim == "event:name":
+            return "name"
+        if dim == "visit:entry_page":
+            return "entry_page"
+        if dim == "visit:exit_page":
+            return "exit_page"
+        if dim.startswith(PROPS):
+            params.append("$." + json.dumps(dim[len(PROPS):]))
+            return f"coalesce(json_extract(props, ?{len(params)}), '')"
+        if dim in VISIT_COLUMNS:
+            return _q("v_" + VISIT_COLUMNS[dim])
+        column = dim.removeprefix("visit:")
+        if column in (self._extra or ()):
+            return f"coalesce({_q('v_x_' + column)}, '')"
+        raise ValueError(f"the sqlite store cannot group by {dim!r}")
+
+    def _filter_sql(self, flt: Filter, params: list[Any]) -> str:
+        if isinstance(flt, Logic):
+            joiner = " AND " if flt.op == "and" else " OR "
+            return "(" + joiner.join(self._filter_sql(c, params) for c in flt.children) + ")"
+        if isinstance(flt, Not):
+            return f"NOT ({self._filter_sql(flt.child, params)})"
+        return self._condition_sql(flt, params)
+
+    def _condition_sql(self, c: Condition, params: list[Any]) -> str:
+        col = f"coalesce({self._column(c.dimension, params)}, '')"
+
+        def p(value: str) -> str:
+            params.append(value)
+            return f"?{len(params)}"
+
+        op = c.op.removesuffix("_not")
+        if op == "is":
+            if c.case_sensitive:
+                sql = f"{col} IN ({', '.join(p(v) for v in c.values)})"
+            else:
+                sql = f"lower({col}) IN ({', '.join(p(v.lower()) for v in c.values)})"
+        elif op == "contains":
+            target = col if c.case_sensitive else f"lower({col})"
+            sql = " OR ".join(f"instr({target}, {p(v if c.case_sensitive else v.lower())}) > 0"
+                              for v in c.values)
+        else:
+            prefix = "" if c.case_sensitive else "(?i)"
+            sql = " OR ".join(f"ferrite_re({p(prefix + v)}, {col})" for v in c.values)
+        return f"NOT ({sql})" if c.negated else f"({sql})"
+
+    # --- rollups ----------------------------------------------------------------------
+
+    def build(self, *, now: datetime | None = None, site: str | None = None,
+              progress: Callable[[str, date], None] | None = None,
+              stop: Callable[[], bool] | None = None) -> int:
+        """Count every closed UTC day that has events and no current rollup. A day is
+        closed an hour after it ended, so late hits of a slow node still bump it. Returns
+        how many days were built."""
+        if not self._events_exist():
+            return 0
+        cutoff = ((now or datetime.now(UTC)) - timedelta(hours=1)).date()
+        built = 0
+        for s in [site] if site else self.sites():
+            for day in self._unbuilt_days(s, cutoff):
+                if stop is not None and stop():
+                    return built
+                if self.build_day(s, day):
+                    built += 1
+                    if progress is not None:
+                        progress(s, day)
+        return built
+
+    def sites(self) -> list[str]:
+        if not self._events_exist():
+            return []
+        sites, last = [], ""
+        with self._reader() as conn:
+            while True:  # index hops instead of a DISTINCT scan of every event
+                (site,) = conn.execute(f"SELECT min(site) FROM {_q(self.table)} WHERE site > ?",
+                                       (last,)).fetchone()
+                if site is None:
+                    return sites
+                sites.append(site)
+                last = site
+
+    def _unbuilt_days(self, site: str, cutoff: date) -> list[date]:
+        with self._reader() as conn:
+            t = _q(self.table)
+            (lo,) = conn.execute(f"SELECT min(ts) FROM {t} WHERE site = ?", (site,)).fetchone()
+            if lo is None:
+                return []
+            done = {r[0] for r in conn.execute(
+                "SELECT day FROM stats_rollup_days WHERE site = ?", (site,))}
+            days, day = [], date.fromisoformat(lo[:10])
+            while day < cutoff:
+                if day.isoformat() not in done:
+                    (nxt,) = conn.execute(f"SELECT min(ts) FROM {t} WHERE site = ? AND ts >= ?",
+                                          (site, day.isoformat())).fetchone()
+                    if nxt is None:
+                        break
+                    day = date.fromisoformat(nxt[:10])  # skip days without events
+                    if day >= cutoff:
+                        break
+                    if day.isoformat() not in done:
+                        days.append(day)
+                day += DAY
+            return days
+
+    def build_day(self, site: str, day: date) -> bool:
+        """Count one UTC day into the rollup; False when a write raced the count."""
+        start = datetime.combine(day, datetime.min.time(), UTC)
+        rows: list[tuple[Any, ...]] = []
+        key = day.isoformat()
+        with self._reader() as conn:
+            generation = _generation(conn, site, key)
+            for dim in [*ROLLUP_DIMENSIONS, *(f"visit:{c}" for c in self._extra or ())]:
+                request = StatsRequest(site, start, start + DAY, (dim,) if dim else (),
+                                       deadline=time.monotonic() + 3600)
+                for k, m in self._raw(conn, request, start, start + DAY).items():
+                    rows.append((site, dim, key, k[0] if k else "", m.visitors, m.visits,
+                                 m.pageviews, m.events, m.bounces, m.duration))
+        writer = self._open()
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            if _generation(writer, site, key) != generation:
+                writer.execute("ROLLBACK")
+                return False
+            writer.execute("DELETE FROM stats_rollup WHERE site = ? AND day = ?", (site, key))
+            writer.executemany("INSERT INTO stats_rollup VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            writer.execute("INSERT OR REPLACE INTO stats_rollup_days VALUES (?, ?, ?)",
+                           (site, key, datetime.now(UTC).isoformat(timespec="seconds")))
+            writer.execute("COMMIT")
+            return True
+        finally:
+            with self._lock:
+                self._all.remove(writer)
+            writer.close()
+
+    # --- keys -------------------------------------------------------------------------
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> int:
+        conn = self._open()
+        try:
+            conn.executescript(SCHEMA)
+            return conn.execute(sql, params).rowcount
+        finally:
+            with self._lock:
+                self._all.remove(conn)
+            conn.close()
+
+    def add_key(self, record: KeyRecord) -> None:
+        self._write("INSERT INTO stats_keys VALUES (?, ?, ?, ?, ?, NULL)",
+                    (record.id, record.name, record.key_hash, json.dumps(list(record.sites)),
+                     record.created.isoformat(timespec="seconds")))
+
+    def find_key(self, key_hash: str) -> KeyRecord | None:
+        with self._reader() as conn:
+            row = conn.execute("SELECT * FROM stats_keys WHERE key_hash = ?",
+                               (key_hash,)).fetchone()
+        return _key(row) if row else None
+
+    def list_keys(self) -> list[KeyRecord]:
+        with self._reader() as conn:
+            return [_key(r) for r in conn.execute("SELECT * FROM stats_keys ORDER BY created")]
+
+    def revoke_key(self, key_id: str) -> bool:
+        return self._write("UPDATE stats_keys SET revoked = ? WHERE id = ? AND revoked IS NULL",
+                           (datetime.now(UTC).isoformat(timespec="seconds"), key_id)) > 0
+
+
+def mark_changed(conn: sqlite3.Connection, days: set[tuple[str, str]]) -> None:
+    """The sink's side of the rollups, in its write transaction: closed days it touched
+    are dropped from the built list and their generation moves on."""
+    conn.executemany("INSERT INTO stats_changes VALUES (?, ?, 1) ON CONFLICT (site, day) "
+                     "DO UPDATE SET n = n + 1", sorted(days))
+    conn.executemany("DELETE FROM stats_rollup_days WHERE site = ? AND day = ?", sorted(days))
+
+
+def _generation(conn: sqlite3.Connection, site: str, day: str) -> int:
+    row = conn.execute("SELECT n FROM stats_changes WHERE site = ? AND day = ?",
+                       (site, day)).fetchone()
+    return row[0] if row else 0
+
+
+def _key(row: tuple[Any, ...]) -> KeyRecord:
+    return KeyRecord(row[0], row[1], row[2], tuple(json.loads(row[3])),
+                     datetime.fromisoformat(row[4]),
+                     datetime.fromisoformat(row[5]) if row[5] else None)
+
+
+def _iso(ts: datetime) -> str:
+    """The stored text form (sorts as time): ISO 8601 UTC with milliseconds and a Z."""
+    ts = ts.astimezone(UTC)
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def _outside(start: datetime, end: datetime, built: list[date]) -> list[tuple[datetime, datetime]]:
+    """The parts of [start, end) not covered by the built whole days."""
+    out, at = [], start
+    for day in built:
+        lo = datetime.combine(day, datetime.min.time(), UTC)
+        if lo > at:
+            out.append((at, lo))
+        at = max(at, lo + DAY)
+    if at < end:
+        out.append((at, end))
+    return out
+
+
+def _local_time(buckets: TimeBuckets | None, params: list[Any]) -> str:
+    """Local wall time as 'YYYY-MM-DD HH:MM:SS' text, from the offsets' segments."""
+    if buckets is None or all(s == 0 for _, s in buckets.offsets):
+        return "replace(substr(ts, 1, 19), 'T', ' ')"
+    cases = []
+    for at, seconds in reversed(buckets.offsets[1:]):
+        params.append(_iso(at))
+        cases.append(f"WHEN ts >= ?{len(params)} THEN '{seconds:+d} seconds'")
+    first = buckets.offsets[0][1]
+    return f"datetime(ts, CASE {' '.join(cases)} ELSE '{first:+d} seconds' END)" if cases \
+        else f"datetime(ts, '{first:+d} seconds')"
+
+
+def _day_bucket(day: str, dim: str) -> str:
+    d = date.fromisoformat(day)
+    if dim == "time:week":
+        return (d - timedelta(days=d.weekday())).isoformat()
+    if dim == "time:month":
+        return d.replace(day=1).isoformat()
+    return day
