@@ -64,14 +64,15 @@ def create_app(config: Config, *, pipeline: Pipeline | None = None) -> QuartTrio
         else None
     if stats_store is not None:
         stats_api.register(app, config, stats_store, metrics)
+    builder = stats_api.RollupBuilder(stats_store, config.stats.rollup_interval_seconds) \
+        if stats_store is not None and config.stats.rollup_interval_seconds > 0 else None
 
     @app.before_serving
     async def start() -> None:
         await trio.to_thread.run_sync(pipeline.start)
         await app.nursery.start(stream.run)
-        if stats_store is not None and config.stats.rollup_interval_seconds > 0:
-            app.nursery.start_soon(stats_api.build_rollups, stats_store,
-                                   config.stats.rollup_interval_seconds)
+        if builder is not None:
+            app.nursery.start_soon(builder.run)
         if edge_metrics.shared:
             app.nursery.start_soon(publish_metrics)
 
@@ -82,6 +83,8 @@ def create_app(config: Config, *, pipeline: Pipeline | None = None) -> QuartTrio
 
     @app.after_serving
     async def stop() -> None:
+        if builder is not None:
+            builder.stop()
         with trio.CancelScope(shield=True):  # nothing accepted may be lost to a cancel
             await stream.close()
             await trio.to_thread.run_sync(pipeline.close)

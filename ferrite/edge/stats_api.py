@@ -128,18 +128,33 @@ def register(app: QuartTrio, config: Config, store: StatsStore, metrics: Metrics
     v1_route("breakdown", v1.breakdown)
 
 
-async def build_rollups(store: Any, every: float, task_status: Any = trio.TASK_STATUS_IGNORED
-                        ) -> None:
-    """Count closed days into the rollups now and then, off the event loop."""
-    task_status.started()
-    stopping = False
-    try:
-        while True:
-            try:
-                await trio.to_thread.run_sync(lambda: store.build(stop=lambda: stopping),
-                                              abandon_on_cancel=True)
-            except Exception as exc:  # a locked or missing file: the next round tries again
-                LOG.warning("building the stats rollups failed: %s", exc)
-            await trio.sleep(every)
-    finally:
-        stopping = True
+class RollupBuilder:
+    """Counts closed days into the store's rollups now and then, in a worker thread.
+
+    Shutdown does not wait for it: the thread is abandoned and told to stop after the day
+    it is counting (each day is one transaction, so an exit mid-way loses nothing), and the
+    store closes only the connections no thread is using."""
+
+    def __init__(self, store: Any, every: float) -> None:
+        self.store = store
+        self.every = every
+        self.stopping = False
+        self._wake = trio.Event()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        try:
+            while not self.stopping:
+                try:
+                    await trio.to_thread.run_sync(
+                        lambda: self.store.build(stop=lambda: self.stopping),
+                        abandon_on_cancel=True)
+                except Exception as exc:  # a locked file: the next round tries again
+                    LOG.warning("building the stats rollups failed: %s", exc)
+                with trio.move_on_after(self.every):
+                    await self._wake.wait()
+        finally:
+            self.stopping = True

@@ -122,6 +122,7 @@ class SqliteStats:
         self._lock = threading.Lock()
         self._extra: list[str] | None = None
         self._ready = False
+        self._closed = False
 
     # --- connections ------------------------------------------------------------------
 
@@ -158,6 +159,17 @@ class SqliteStats:
             raise
         finally:
             conn.set_progress_handler(None, 0)
+            self._release(conn)
+
+    def _release(self, conn: sqlite3.Connection) -> None:
+        """Back to the pool, or closed by the thread that used it once the store closed
+        (closing a connection another thread is using can crash SQLite)."""
+        if self._closed:
+            with self._lock:
+                if conn in self._all:
+                    self._all.remove(conn)
+            conn.close()
+        else:
             self._pool.put(conn)
 
     def _prepare(self) -> None:
@@ -172,15 +184,21 @@ class SqliteStats:
         cols = [r[1] for r in conn.execute(f"PRAGMA table_info({_q(self.table)})")]
         self._extra = [c for c in cols if c not in STORED_FIELDS]
         self._has_events = bool(cols)
-        self._pool.put(conn)
         self._ready = True
+        self._release(conn)
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._pool = queue.SimpleQueue()
+        """Close the idle connections; one in use is closed by its thread when done."""
+        self._closed = True
+        while True:
+            try:
+                conn = self._pool.get_nowait()
+            except queue.Empty:
+                break
+            with self._lock:
+                if conn in self._all:
+                    self._all.remove(conn)
+            conn.close()
         self._ready = False
 
     # --- metadata ---------------------------------------------------------------------
@@ -304,13 +322,15 @@ x AS (
 )"""
 
     @staticmethod
-    def _grouping_sql(keys: list[str], where: str) -> str:
+    def _grouping_sql(keys: list[str], where: str, source: str = "x") -> str:
+        """Counts per visit, then per session, then per group (continues a WITH when the
+        events come from the CTE `x`)."""
         ks = [f"k{i}" for i in range(len(keys))]
         sel = "".join(f"{k} AS k{i}, " for i, k in enumerate(keys))
         kl = "".join(f"{k}, " for k in ks)
-        return f""",
+        return f"""{"," if source == "x" else "WITH"}
 sel AS (SELECT {sel}day, session, vno, name, v_events, v_pageviews, v_duration
-        FROM x WHERE {where}),
+        FROM {source} WHERE {where}),
 per_visit AS (
   SELECT {kl}day, session, sum(name = 'pageview') AS pv, count(*) AS n,
     max(v_events = 1 AND v_pageviews = 1) AS bounce, max(v_duration) AS dur
@@ -446,12 +466,20 @@ FROM per_session {'GROUP BY ' + ', '.join(ks) if ks else ''}"""
         key = day.isoformat()
         with self._reader() as conn:
             generation = _generation(conn, site, key)
+            # the day's events with their visits, once; then one grouping per dimension
+            conn.execute("DROP TABLE IF EXISTS temp.day_events")
+            conn.execute(f"CREATE TEMP TABLE day_events AS {self._visits_cte()} "
+                         f"SELECT * FROM x", (site, _iso(start), _iso(start + DAY)))
             for dim in [*ROLLUP_DIMENSIONS, *(f"visit:{c}" for c in self._extra or ())]:
-                request = StatsRequest(site, start, start + DAY, (dim,) if dim else (),
-                                       deadline=time.monotonic() + 3600)
-                for k, m in self._raw(conn, request, start, start + DAY).items():
-                    rows.append((site, dim, key, k[0] if k else "", m.visitors, m.visits,
-                                 m.pageviews, m.events, m.bounces, m.duration))
+                params: list[Any] = []
+                keys = [self._column(dim, params)] if dim else []
+                sql = self._grouping_sql(keys, "1", "temp.day_events")
+                for row in conn.execute(sql, params):
+                    if row[len(keys)]:
+                        counts = [c or 0 for c in row[len(keys):]]
+                        rows.append((site, dim, key, str(row[0] or "") if keys else "",
+                                     *counts))
+            conn.execute("DROP TABLE temp.day_events")
         writer = self._open()
         try:
             writer.execute("BEGIN IMMEDIATE")
