@@ -63,9 +63,12 @@ def generate(db: Path, events: int, days: int, seed: int = 7) -> None:
     sink.ferrite_startup()
     made, n, batch = 0, 0, []
     span = (end - start).total_seconds()
+    gap = span / (events / 3.4)  # sessions start in time order, as live traffic arrives
+    begin = start
     while made < events:
         n += 1
-        ts = start + timedelta(seconds=rng.random() * span)
+        begin += timedelta(seconds=rng.expovariate(1 / gap))
+        ts = begin
         browser, os_, device = rng.choices(browsers, browser_w)[0]
         ref = rng.choice(refs) if rng.random() < 0.6 else ""
         source = "search" if "google" in ref or "duck" in ref else "referral" if ref else "direct"
