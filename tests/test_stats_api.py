@@ -206,3 +206,60 @@ def test_stats_can_be_switched_off_on_collection_nodes(tmp_path):
         r = client.post("/api/v2/query", json={})
         assert r.status_code == 404
         assert client.get("/api/v1/stats/aggregate").status_code == 404
+
+
+def heavy_events(n: int) -> list:
+    return [event(f"2026-03-01T{(i // 3600) % 24:02d}:{(i // 60) % 60:02d}:{i % 60:02d}Z",
+                  f"s{i % 5000}", f"/p/{i % 997}", browser=("Firefox", "Chrome")[i % 2])
+            for i in range(n)]
+
+
+HEAVY = {"site_id": "ex.com", "metrics": ["visitors", "bounce_rate"],
+         "date_range": ["2026-03-01", "2026-03-01"], "dimensions": ["visit:entry_page"],
+         "filters": [["matches", "event:page", ["^/p/[0-9]+$"]],
+                     ["is_not", "visit:browser", ["Safari"]]]}
+
+
+def test_a_slow_query_never_delays_a_hit(tmp_path):
+    """The query runs in a worker thread on its own connection: a hit sent after it
+    started is stored and answered while the query is still running."""
+    import threading
+    import time
+
+    write(tmp_path / "ferrite.db", heavy_events(60_000))
+    (tmp_path / "ferrite.toml").write_text(
+        '[plugins.sqlite]\npath = "ferrite.db"\n[stats]\nrollup_interval_seconds = 0\n')
+    key = new_key(tmp_path, "ex.com")
+    done: list[str] = []
+    with ferrite_serve(tmp_path) as server, httpx.Client(base_url=server.url,
+                                                         timeout=60) as client:
+        def query() -> None:
+            r = client.post("/api/v2/query", json=HEAVY, headers=auth(key))
+            assert r.status_code == 200, r.text
+            done.append("query")
+
+        worker = threading.Thread(target=query)
+        worker.start()
+        time.sleep(0.15)  # the query is under way (it takes about a second here)
+        hit = client.get("/p.gif", params={"u": "https://ex.com/during-the-query"},
+                         headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) "
+                                  "Gecko/20100101 Firefox/128.0"})
+        assert hit.status_code == 200
+        done.append("hit")
+        worker.join()
+    assert done == ["hit", "query"]
+
+
+def test_a_query_over_its_time_limit_is_a_503_naming_the_limit(tmp_path):
+    write(tmp_path / "ferrite.db", heavy_events(30_000))
+    (tmp_path / "ferrite.toml").write_text(
+        '[plugins.sqlite]\npath = "ferrite.db"\n'
+        '[stats]\nquery_timeout_seconds = 0.01\nrollup_interval_seconds = 0\n')
+    key = new_key(tmp_path, "ex.com")
+    with ferrite_serve(tmp_path) as server, httpx.Client(base_url=server.url,
+                                                         timeout=60) as client:
+        r = client.post("/api/v2/query", json=HEAVY, headers=auth(key))
+        assert r.status_code == 503
+        assert "longer than 0.01 s" in r.json()["error"]
+        assert r.headers["Retry-After"]
+        assert client.get("/healthz").status_code == 200

@@ -302,3 +302,62 @@ def test_hook_ferrite_stats_store(tmp_path):
         assert store.list_keys()[0].revoked is not None
     finally:
         store.close()
+
+
+def test_a_late_write_to_a_built_day_is_counted_at_once(tmp_path):
+    """Old logs imported after the rollups were built: the day leaves the built list in
+    the sink's own transaction, so the next answer counts it from the events, exactly."""
+    import sqlite3
+
+    db = tmp_path / "late.db"
+    stored = fixture_events()
+    write(db, stored)
+    eng = engine(db)
+    try:
+        assert eng.store.build(now=datetime(2026, 3, 20, tzinfo=UTC)) == 4
+        built = sqlite3.connect(db).execute(
+            "SELECT day FROM stats_rollup_days WHERE site = 'ex.com' ORDER BY day").fetchall()
+        assert built == [("2026-03-01",), ("2026-03-02",), ("2026-03-03",)]
+        assert run(eng, metrics=["visitors", "pageviews"]) == [([], [4, 8])]
+        write(db, [event("2026-03-01T15:00:00Z", "late", "/old-log"),
+                   stored[0]])  # and a replay of an event it already has
+        days = [d for (d,) in sqlite3.connect(db).execute(
+            "SELECT day FROM stats_rollup_days WHERE site = 'ex.com'")]
+        assert "2026-03-01" not in days and "2026-03-02" in days
+        assert run(eng, metrics=["visitors", "pageviews"]) == [([], [5, 9])]
+        assert eng.store.build(now=datetime(2026, 3, 20, tzinfo=UTC)) == 1
+        assert run(eng, metrics=["visitors", "pageviews"]) == [([], [5, 9])]
+    finally:
+        eng.close()
+
+
+def test_a_build_that_raced_a_write_is_discarded(tmp_path):
+    db = tmp_path / "race.db"
+    write(db, fixture_events())
+    eng = engine(db)
+    store = eng.store
+    try:
+        original = store._reader
+
+        def reader_then_write(*args, **kwargs):
+            ctx = original(*args, **kwargs)
+
+            class Wrapped:
+                def __enter__(self):
+                    return ctx.__enter__()
+
+                def __exit__(self, *exc):
+                    out = ctx.__exit__(*exc)
+                    # a write to the same day lands between the count and its commit
+                    write(db, [event("2026-03-01T16:00:00Z", "racer", "/r")])
+                    return out
+            return Wrapped()
+
+        store._reader = reader_then_write
+        from datetime import date
+        assert store.build_day("ex.com", date(2026, 3, 1)) is False
+        store._reader = original
+        assert run(eng, metrics=["visitors"], date_range=["2026-03-01", "2026-03-01"]) == \
+            [([], [3])]
+    finally:
+        eng.close()

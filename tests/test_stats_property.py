@@ -61,8 +61,10 @@ def naive(evs: list[Event], start: datetime, end: datetime, key, keep) -> dict:
                                         "events": 0, "bounces": set(), "duration": {}})
     for n, (day, session, items) in enumerate(visits):
         bounce = len(items) == 1 and items[0].name == "pageview"
+        host = items[0].referrer.split("/")[2].removeprefix("www.") \
+            if items[0].referrer else ""
         attrs = {"entry": page(items[0].path), "browser": items[0].browser,
-                 "source": items[0].referrer}
+                 "source": host or "Direct / None"}
         for e in items:
             if not keep(e, attrs):
                 continue
@@ -85,6 +87,9 @@ CASES = [
     # (dimension, key function, filter, keep function)
     ("event:page", lambda e, a: page(e.path), [], lambda e, a: True),
     ("visit:entry_page", lambda e, a: a["entry"], [], lambda e, a: True),
+    ("visit:source", lambda e, a: a["source"], [], lambda e, a: True),
+    ("time:day", lambda e, a: e.ts.date().isoformat(), [], lambda e, a: True),
+    (None, lambda e, a: (), [], lambda e, a: True),
     ("visit:browser", lambda e, a: a["browser"], [["contains", "event:page", ["/a", "/c"]]],
      lambda e, a: "/a" in e.path or "/c" in e.path),
     ("time:day", lambda e, a: e.ts.date().isoformat(),
@@ -109,8 +114,11 @@ def test_engine_matches_a_naive_recount(tmp_path_factory, evs, seed, replays):
         for built in (False, True):
             if built:
                 eng.store.build(now=datetime(2026, 3, 10, tzinfo=UTC))
+            # whole days (the rollups), part of a day (the events), and whole days with
+            # partial days at both ends (both, merged)
             for start, end in [(START.replace(hour=0), START.replace(hour=0) + timedelta(3)),
-                               (START + timedelta(hours=3), START + timedelta(hours=20))]:
+                               (START + timedelta(hours=3), START + timedelta(hours=20)),
+                               (START - timedelta(hours=2), START + timedelta(hours=28))]:
                 dr = [start.isoformat(), (end - timedelta(seconds=1)).isoformat()]
                 for dim, key, filters, keep in CASES:
                     want = naive(evs, start, end, key if dim else (lambda e, a: ()), keep)
