@@ -113,3 +113,22 @@ def test_build_stats_counts_closed_days_once(tmp_path):
     assert "built the rollups of 4 day(s)" in first.stderr  # ex.com x3, other.org x1
     again = ferrite(cwd, "build-stats")
     assert "built the rollups of 0 day(s)" in again.stderr
+
+
+def test_a_database_written_before_the_read_side_is_migrated_and_built(tmp_path):
+    import sqlite3
+
+    cwd = setup(tmp_path)
+    conn = sqlite3.connect(cwd / "ferrite.db")
+    for table in ("stats_rollup", "stats_rollup_days", "stats_changes", "stats_keys"):
+        conn.execute(f"DROP TABLE {table}")  # as an older Ferrite left it
+    conn.commit()
+    conn.close()
+    out = ferrite(cwd, "stats", "--site", "ex.com", "--period", "2026-03-01,2026-03-02",
+                  "--metrics", "visitors", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["totals"]["results"][0]["metrics"] == [4]
+    assert "built the rollups of 4 day(s)" in ferrite(cwd, "build-stats").stderr
+    out = ferrite(cwd, "stats", "--site", "ex.com", "--period", "2026-03-01,2026-03-02",
+                  "--metrics", "visitors", "--json")
+    assert json.loads(out.stdout)["totals"]["results"][0]["metrics"] == [4]
