@@ -207,7 +207,7 @@ def test_every_date_range(eng, date_range, visitors):
 
 
 @pytest.mark.parametrize(("body", "field", "words"), [
-    ({"metrics": ["visitorz"]}, "metrics[0]", "valid metrics: visitors"),
+    ({"metrics": ["visitorz"]}, "metrics[0]", "unknown metric 'visitorz'; valid: visitors"),
     ({"metrics": ["scroll_depth"]}, "metrics[0]", "does not support"),
     ({"metrics": []}, "metrics", "at least 1"),
     ({"date_range": "8d"}, "date_range", "use one of day, 24h, 7d"),

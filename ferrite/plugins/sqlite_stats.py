@@ -43,6 +43,7 @@ from ferrite.stats.store import (
     QueryTimeout,
     StatsRequest,
     TimeBuckets,
+    dimensions_of,
 )
 
 DAY = timedelta(days=1)
@@ -296,7 +297,7 @@ class SqliteStats:
 
     def _needs(self, dims: tuple[str, ...], flt: Filter | None) -> set[str] | None:
         """The event columns a query reads: the fewer, the cheaper each window pass."""
-        names = set(dims) | _filter_dimensions(flt)
+        names = set(dims) | dimensions_of(flt)
         need: set[str] = set()
         for dim in names:
             if dim in ("event:page", "visit:entry_page", "visit:exit_page"):
@@ -610,16 +611,6 @@ def _local_time(buckets: TimeBuckets | None, params: list[Any]) -> str:
     first = buckets.offsets[0][1]
     return f"datetime(ts, CASE {' '.join(cases)} ELSE '{first:+d} seconds' END)" if cases \
         else f"datetime(ts, '{first:+d} seconds')"
-
-
-def _filter_dimensions(flt: Filter | None) -> set[str]:
-    if flt is None:
-        return set()
-    if isinstance(flt, Condition):
-        return {flt.dimension}
-    if isinstance(flt, Not):
-        return _filter_dimensions(flt.child)
-    return set().union(*(_filter_dimensions(c) for c in flt.children))
 
 
 def _day_bucket(day: str, dim: str) -> str:

@@ -24,7 +24,6 @@ from ferrite.stats.model import (
     check_dimension,
     check_filters,
     check_metrics,
-    dimensions_of,
     parse_body,
 )
 from ferrite.stats.periods import Period, PeriodError
@@ -37,6 +36,7 @@ from ferrite.stats.store import (
     StatsRequest,
     StatsStore,
     TimeBuckets,
+    dimensions_of,
 )
 
 #: Metrics that describe whole visits; with an event dimension other than event:page they

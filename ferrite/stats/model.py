@@ -105,14 +105,21 @@ def parse_body(data: Any) -> QueryBody:
         raise QueryError(where, err["msg"]) from None
 
 
+def one_of(value: str, valid: tuple[str, ...], unsupported: tuple[str, ...], where: str,
+           noun: str, also: str = "") -> str:
+    """`value` if valid; else an error naming Plausible features Ferrite lacks as such."""
+    choices = ", ".join(valid) + also
+    if value in unsupported:
+        raise QueryError(where, f"{value!r} is a Plausible {noun} Ferrite does not support; "
+                         f"valid: {choices}")
+    if value not in valid:
+        raise QueryError(where, f"unknown {noun} {value!r}; valid: {choices}")
+    return value
+
+
 def check_metrics(metrics: list[str]) -> tuple[str, ...]:
     for i, metric in enumerate(metrics):
-        if metric in UNSUPPORTED_METRICS:
-            raise QueryError(f"metrics[{i}]", f"{metric!r} is a Plausible metric Ferrite does "
-                             f"not support; supported: {', '.join(METRICS)}")
-        if metric not in METRICS:
-            raise QueryError(f"metrics[{i}]", f"unknown metric {metric!r}; valid metrics: "
-                             f"{', '.join(METRICS)}")
+        one_of(metric, METRICS, UNSUPPORTED_METRICS, f"metrics[{i}]", "metric")
     if len(set(metrics)) != len(metrics):
         raise QueryError("metrics", "lists a metric more than once")
     return tuple(metrics)
@@ -163,12 +170,7 @@ def _filter(raw: Any, where: str, extra: list[str], max_pattern: int) -> Filter:
         if len(raw) != 2:
             raise QueryError(where, "[\"not\", filter] takes one filter")
         return Not(_filter(raw[1], f"{where}[1]", extra, max_pattern))
-    if op in UNSUPPORTED_OPERATORS:
-        raise QueryError(f"{where}[0]", f"{op!r} is a Plausible operator Ferrite does not "
-                         f"support; valid: {', '.join(OPERATORS)}, and, or, not")
-    if op not in OPERATORS:
-        raise QueryError(f"{where}[0]", f"unknown operator {op!r}; valid: "
-                         f"{', '.join(OPERATORS)}, and, or, not")
+    one_of(op, OPERATORS, UNSUPPORTED_OPERATORS, f"{where}[0]", "operator", ", and, or, not")
     if len(raw) not in (3, 4):
         raise QueryError(where, f"[\"{op}\", dimension, [values]] (and optionally "
                          f"{{\"case_sensitive\": false}})")
@@ -234,14 +236,3 @@ def check_pattern(pattern: str, where: str, max_length: int) -> None:
         re2.compile(pattern)
     except re2.error as exc:
         raise QueryError(where, f"not a valid RE2 regular expression: {exc}") from None
-
-
-def dimensions_of(flt: Filter | None) -> set[str]:
-    if flt is None:
-        return set()
-    if isinstance(flt, Condition):
-        return {flt.dimension}
-    if isinstance(flt, Not):
-        return dimensions_of(flt.child)
-    return set().union(*(dimensions_of(c) for c in flt.children))
-

@@ -59,6 +59,17 @@ class Not:
 Filter = Condition | Logic | Not
 
 
+def dimensions_of(flt: Filter | None) -> set[str]:
+    """Every dimension a filter tree reads."""
+    if flt is None:
+        return set()
+    if isinstance(flt, Condition):
+        return {flt.dimension}
+    if isinstance(flt, Not):
+        return dimensions_of(flt.child)
+    return set().union(*(dimensions_of(c) for c in flt.children))
+
+
 @dataclass(frozen=True, slots=True)
 class TimeBuckets:
     """How `time:*` dimensions are labelled: local time is `ts + offset`, where the offset
