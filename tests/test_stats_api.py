@@ -162,6 +162,8 @@ def test_auth(served, headers, status, words):
     ("GET", "/api/v1/stats/aggregate", {"params": {"site_id": "ex.com", "perod": "7d"}},
      400, "perod"),
     ("GET", "/api/v1/stats/breakdown", {"params": {"site_id": "ex.com"}}, 400, "property"),
+    ("GET", "/api/v1/stats/aggregate", {"params": {"period": "7d"}}, 400, "site_id"),
+    ("POST", "/api/v2/query", {"json": {"metrics": ["visitors"]}}, 400, "site_id"),
     ("GET", "/api/v1/stats/breakdown", {"params": {"site_id": "ex.com", "property":
                                                    "event:page", "limit": "5000"}},
      400, "limit"),

@@ -75,6 +75,10 @@ def banner(config: Config, url: str, out: TextIO) -> None:
         "  embed in your pages:",
         *(f"    {line}" for line in snippet_lines(url, config.edge.sites)),
         f"  health:   {url}/healthz  {url}/readyz  {url}/metrics",
+        (f"  stats:    {url}/api/v2/query and {url}/api/v1/stats/... (Plausible's Stats "
+         f"API;\n            make a key with `ferrite keys create --site DOMAIN`), or "
+         f"`ferrite stats`") if config.stats.enabled and plugins.hook.ferrite_stats_store()
+        else "  stats:    off ([stats] enabled = false, or no storage plugin answers queries)",
         "  testing:  hits from localhost, headless or automated browsers and tools such as",
         "            curl are not counted; ferrite serve --debug logs why each was discarded",
     ]

@@ -116,7 +116,7 @@ def register(app: QuartTrio, config: Config, store: StatsStore, metrics: Metrics
         async def view() -> Response:
             async def work() -> Any:
                 params = {k: v for k, v in request.args.items()}
-                await authorize(params.get("site_id", ""))
+                await authorize(params.get("site_id") or None)
                 return await in_thread(lambda: fn(engine, params))
             return await answer(f"v1/{name}", work)
         view.__name__ = f"stats_v1_{name.replace('/', '_')}"
