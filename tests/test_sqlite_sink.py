@@ -57,7 +57,10 @@ def test_one_transaction_per_batch(tmp_path):
         sink._conn.set_trace_callback(statements.append)
         pipeline.run([make_hit() for _ in range(50)])
     assert statements.count("BEGIN ") + statements.count("BEGIN") == 1
-    assert sum(1 for s in statements if s.startswith("INSERT")) == 50  # one executemany
+    assert sum(1 for s in statements if s.startswith("INSERT OR IGNORE INTO [events]")) \
+        == 50  # one executemany
+    # and, in the same transaction, one hour's generation for the stats rollups
+    assert sum(1 for s in statements if s.startswith("INSERT INTO stats_hours")) == 1
     assert statements.count("COMMIT") == 1
 
 

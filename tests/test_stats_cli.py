@@ -120,7 +120,7 @@ def test_a_database_written_before_the_read_side_is_migrated_and_built(tmp_path)
 
     cwd = setup(tmp_path)
     conn = sqlite3.connect(cwd / "ferrite.db")
-    for table in ("stats_rollup", "stats_rollup_days", "stats_changes", "stats_keys"):
+    for table in ("stats_rollup", "stats_days", "stats_hours", "stats_keys"):
         conn.execute(f"DROP TABLE {table}")  # as an older Ferrite left it
     conn.commit()
     conn.close()

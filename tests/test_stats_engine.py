@@ -57,7 +57,7 @@ def eng(request, tmp_path) -> Engine:
     write(db, fixture_events() + NY)
     e = engine(db, timezones={"ny.example": "America/New_York"})
     if request.param == "rollup":
-        assert e.store.build(now=datetime(2026, 3, 20, tzinfo=UTC)) > 0
+        assert e.build(now=datetime(2026, 3, 20, tzinfo=UTC)) > 0
     yield e
     e.close()
 
@@ -304,34 +304,44 @@ def test_hook_ferrite_stats_store(tmp_path):
         store.close()
 
 
-def test_a_late_write_to_a_built_day_is_counted_at_once(tmp_path):
-    """Old logs imported after the rollups were built: the day leaves the built list in
-    the sink's own transaction, so the next answer counts it from the events, exactly."""
-    import sqlite3
+def current_days(eng, site: str = "ex.com", zone: str = "UTC") -> list[str]:
+    """The days whose rollup the store would read now."""
+    from zoneinfo import ZoneInfo
 
+    from ferrite.plugins.sqlite_stats import whole_days
+
+    days = whole_days(datetime(2026, 2, 20, tzinfo=UTC), datetime(2026, 3, 20, tzinfo=UTC),
+                      ZoneInfo(zone))
+    with eng.store._reader() as conn:
+        return [d.isoformat() for d, _, _ in eng.store._valid_days(conn, site, zone, days)]
+
+
+def test_a_late_write_to_a_built_day_is_counted_at_once(tmp_path):
+    """Old logs imported after the rollups were built: the write moves its hours'
+    generation on in the sink's own transaction, so the next answer counts that day from
+    the events, exactly, until it is built again."""
     db = tmp_path / "late.db"
     stored = fixture_events()
     write(db, stored)
     eng = engine(db)
     try:
-        assert eng.store.build(now=datetime(2026, 3, 20, tzinfo=UTC)) == 4
-        built = sqlite3.connect(db).execute(
-            "SELECT day FROM stats_rollup_days WHERE site = 'ex.com' ORDER BY day").fetchall()
-        assert built == [("2026-03-01",), ("2026-03-02",), ("2026-03-03",)]
+        assert eng.build(now=datetime(2026, 3, 20, tzinfo=UTC)) == 4
+        assert current_days(eng) == ["2026-03-01", "2026-03-02", "2026-03-03"]
         assert run(eng, metrics=["visitors", "pageviews"]) == [([], [4, 8])]
         write(db, [event("2026-03-01T15:00:00Z", "late", "/old-log"),
                    stored[0]])  # and a replay of an event it already has
-        days = [d for (d,) in sqlite3.connect(db).execute(
-            "SELECT day FROM stats_rollup_days WHERE site = 'ex.com'")]
-        assert "2026-03-01" not in days and "2026-03-02" in days
+        assert current_days(eng) == ["2026-03-02", "2026-03-03"]
         assert run(eng, metrics=["visitors", "pageviews"]) == [([], [5, 9])]
-        assert eng.store.build(now=datetime(2026, 3, 20, tzinfo=UTC)) == 1
+        assert eng.build(now=datetime(2026, 3, 20, tzinfo=UTC)) == 1
+        assert current_days(eng) == ["2026-03-01", "2026-03-02", "2026-03-03"]
         assert run(eng, metrics=["visitors", "pageviews"]) == [([], [5, 9])]
+        write(db, [stored[1]])  # a replay alone changes nothing, not even the rollups
+        assert current_days(eng) == ["2026-03-01", "2026-03-02", "2026-03-03"]
     finally:
         eng.close()
 
 
-def test_a_build_that_raced_a_write_is_discarded(tmp_path):
+def test_a_build_that_raced_a_write_is_not_read(tmp_path):
     db = tmp_path / "race.db"
     write(db, fixture_events())
     eng = engine(db)
@@ -355,9 +365,27 @@ def test_a_build_that_raced_a_write_is_discarded(tmp_path):
 
         store._reader = reader_then_write
         from datetime import date
-        assert store.build_day("ex.com", date(2026, 3, 1)) is False
+        store.build_day("ex.com", date(2026, 3, 1))
         store._reader = original
+        assert current_days(eng) == []
         assert run(eng, metrics=["visitors"], date_range=["2026-03-01", "2026-03-01"]) == \
             [([], [3])]
+        assert eng.build(now=datetime(2026, 3, 20, tzinfo=UTC)) == 4
+        assert "2026-03-01" in current_days(eng)
+        assert run(eng, metrics=["visitors"], date_range=["2026-03-01", "2026-03-01"]) == \
+            [([], [3])]
+    finally:
+        eng.close()
+
+
+def test_a_new_york_site_is_rolled_up_in_its_own_days(tmp_path):
+    db = tmp_path / "ny.db"
+    write(db, NY)
+    eng = engine(db, timezones={"ny.example": "America/New_York"})
+    try:
+        assert eng.build(now=datetime(2026, 3, 20, tzinfo=UTC)) == 3
+        assert current_days(eng, "ny.example", "America/New_York") == \
+            ["2026-03-07", "2026-03-08", "2026-03-09"]
+        assert current_days(eng, "ny.example", "UTC") == []
     finally:
         eng.close()

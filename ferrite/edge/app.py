@@ -64,7 +64,8 @@ def create_app(config: Config, *, pipeline: Pipeline | None = None) -> QuartTrio
         else None
     if stats_store is not None:
         stats_api.register(app, config, stats_store, metrics)
-    builder = stats_api.RollupBuilder(stats_store, config.stats.rollup_interval_seconds) \
+    builder = stats_api.RollupBuilder(stats_store, config.stats.rollup_interval_seconds,
+                                      config.stats.zone) \
         if stats_store is not None and config.stats.rollup_interval_seconds > 0 else None
 
     @app.before_serving

@@ -135,8 +135,9 @@ class RollupBuilder:
     it is counting (each day is one transaction, so an exit mid-way loses nothing), and the
     store closes only the connections no thread is using."""
 
-    def __init__(self, store: Any, every: float) -> None:
+    def __init__(self, store: Any, every: float, zone: Callable[[str], Any]) -> None:
         self.store = store
+        self.zone = zone
         self.every = every
         self.stopping = False
         self._wake = trio.Event()
@@ -150,7 +151,8 @@ class RollupBuilder:
             while not self.stopping:
                 try:
                     await trio.to_thread.run_sync(
-                        lambda: self.store.build(stop=lambda: self.stopping),
+                        lambda: self.store.build(zone=self.zone,
+                                                 stop=lambda: self.stopping),
                         abandon_on_cancel=True)
                 except Exception as exc:  # a locked file: the next round tries again
                     LOG.warning("building the stats rollups failed: %s", exc)

@@ -12,7 +12,6 @@ import json
 import re
 import sqlite3
 import threading
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 import sqlite_utils
@@ -144,12 +143,10 @@ class SqliteSink:
             # the stored fields with props (last) as JSON text, then the enrichers' columns
             rows = [(*e.stored()[:-1], props_json(e.props), *[e.extra.get(c) for c in extras])
                     for e in events]
-            today = datetime.now(UTC).date().isoformat()
-            closed = {(row[2], row[1][:10]) for row in rows if row[1][:10] < today}
             with conn:
                 new = conn.executemany(sql, rows).rowcount
-                if closed:  # a built rollup of a closed day must not be read any more
-                    mark_changed(conn, closed)
+                if new:  # rollups counted before this write must not be read any more
+                    mark_changed(conn, {(row[2], row[1][:13]) for row in rows})
                 return new
 
     @hookimpl

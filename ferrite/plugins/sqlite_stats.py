@@ -26,11 +26,13 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import re2
 
 from ferrite.core.errors import FerriteError
 from ferrite.core.event import STORED_FIELDS
+from ferrite.stats.periods import local_midnight, offsets
 from ferrite.stats.store import (
     PROPS,
     TIME_DIMENSIONS,
@@ -64,12 +66,13 @@ CREATE TABLE IF NOT EXISTS stats_rollup (
     visitors INTEGER NOT NULL, visits INTEGER NOT NULL, pageviews INTEGER NOT NULL,
     events INTEGER NOT NULL, bounces INTEGER NOT NULL, duration REAL NOT NULL,
     PRIMARY KEY (site, dim, day, value)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS stats_rollup_days (
-    site TEXT NOT NULL, day TEXT NOT NULL, built TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS stats_days (
+    site TEXT NOT NULL, day TEXT NOT NULL, zone TEXT NOT NULL, hour_from TEXT NOT NULL,
+    hour_to TEXT NOT NULL, gen INTEGER NOT NULL, built TEXT NOT NULL,
     PRIMARY KEY (site, day)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS stats_changes (
-    site TEXT NOT NULL, day TEXT NOT NULL, n INTEGER NOT NULL,
-    PRIMARY KEY (site, day)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stats_hours (
+    site TEXT NOT NULL, hour TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (site, hour)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS stats_keys (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE,
     sites TEXT NOT NULL, created TEXT NOT NULL, revoked TEXT);
@@ -232,16 +235,16 @@ class SqliteStats:
     def query(self, request: StatsRequest) -> dict[tuple[str, ...], Measures]:
         if not self._events_exist():
             return {}
+        zone = request.buckets.zone if request.buckets is not None else "UTC"
         out: dict[tuple[str, ...], Measures] = {}
         with self._reader(request.deadline) as conn:
             raw = [(request.start, request.end)]
             if self._rollup_fits(request):
-                d0 = (request.start + DAY - timedelta(microseconds=1)).date()
-                d1 = request.end.date()
-                built = self._built_days(conn, request.site, d0, d1)
-                if built:
-                    self._from_rollup(conn, request, built, out)
-                    raw = _outside(request.start, request.end, built)
+                days = whole_days(request.start, request.end, ZoneInfo(zone))
+                valid = self._valid_days(conn, request.site, zone, days)
+                if valid:
+                    self._from_rollup(conn, request, [d for d, _, _ in valid], out)
+                    raw = _outside(request.start, request.end, [(a, b) for _, a, b in valid])
             for start, end in raw:
                 for key, m in self._raw(conn, request, start, end).items():
                     out.setdefault(key, Measures()).add(m)
@@ -254,28 +257,36 @@ class SqliteStats:
             return True
         dim = request.dimensions[0]
         if dim in TIME_DIMENSIONS:
-            return dim != "time:hour" and request.buckets is not None and \
-                all(seconds == 0 for _, seconds in request.buckets.offsets)
+            return dim != "time:hour"
         return dim in ROLLUP_DIMENSIONS or dim.removeprefix("visit:") in (self._extra or ())
 
-    def _built_days(self, conn: sqlite3.Connection, site: str, d0: date, d1: date) -> list[date]:
-        if d1 <= d0:
+    @staticmethod
+    def _valid_days(conn: sqlite3.Connection, site: str, zone: str,
+                    days: list[tuple[date, datetime, datetime]]
+                    ) -> list[tuple[date, datetime, datetime]]:
+        """The days whose rollup was counted in this zone and whose hours no write has
+        touched since (their generations still add up to what the count saw)."""
+        if not days:
             return []
-        rows = conn.execute("SELECT day FROM stats_rollup_days WHERE site = ? AND day >= ? "
-                            "AND day < ? ORDER BY day", (site, d0.isoformat(), d1.isoformat()))
-        return [date.fromisoformat(r[0]) for r in rows]
+        rows = conn.execute(
+            "SELECT day FROM stats_days d WHERE site = ?1 AND zone = ?2 AND day >= ?3 AND "
+            "day <= ?4 AND gen = (SELECT coalesce(sum(n), 0) FROM stats_hours h WHERE "
+            "h.site = d.site AND h.hour BETWEEN d.hour_from AND d.hour_to)",
+            (site, zone, days[0][0].isoformat(), days[-1][0].isoformat()))
+        valid = {r[0] for r in rows}
+        return [d for d in days if d[0].isoformat() in valid]
 
-    def _from_rollup(self, conn: sqlite3.Connection, request: StatsRequest, built: list[date],
+    def _from_rollup(self, conn: sqlite3.Connection, request: StatsRequest, days: list[date],
                      out: dict[tuple[str, ...], Measures]) -> None:
         dim = request.dimensions[0] if request.dimensions else ""
         time_dim = dim in TIME_DIMENSIONS
         sql = (f"SELECT {'day' if time_dim else 'value'}, sum(visitors), sum(visits), "
                f"sum(pageviews), sum(events), sum(bounces), sum(duration) FROM stats_rollup "
-               f"WHERE site = ? AND dim = ? AND day >= ? AND day < ? AND day IN (SELECT day "
-               f"FROM stats_rollup_days WHERE site = ? AND day >= ? AND day < ?) GROUP BY 1")
-        lo, hi = built[0].isoformat(), (built[-1] + DAY).isoformat()
-        rows = conn.execute(sql, (request.site, "" if time_dim else dim, lo, hi,
-                                  request.site, lo, hi))
+               f"WHERE site = ? AND dim = ? AND day >= ? AND day <= ? AND day IN "
+               f"(SELECT value FROM json_each(?)) GROUP BY 1")
+        rows = conn.execute(sql, (request.site, "" if time_dim else dim, days[0].isoformat(),
+                                  days[-1].isoformat(),
+                                  json.dumps([d.isoformat() for d in days])))
         for value, *counts in rows:
             if time_dim:
                 key: tuple[str, ...] = (_day_bucket(value, dim),)
@@ -289,7 +300,8 @@ class SqliteStats:
         keys = [self._dimension_sql(d, request.buckets, params) for d in request.dimensions]
         where = self._filter_sql(request.filter, params) if request.filter else "1"
         need = self._needs(request.dimensions, request.filter)
-        sql = self._visits_cte(need) + self._grouping_sql(keys, where)
+        sql = self._visits_cte(need, _day_key(request.buckets, params)) + \
+            self._grouping_sql(keys, where)
         # the site and the range are the first three placeholders (in the CTE)
         return {tuple(str(v) if v is not None else "" for v in row[:len(keys)]):
                 Measures(*(c or 0 for c in row[len(keys):]))
@@ -310,9 +322,11 @@ class SqliteStats:
                 need.add("x_" + dim.removeprefix("visit:"))
         return need
 
-    def _visits_cte(self, need: set[str] | None = None) -> str:
+    def _visits_cte(self, need: set[str] | None = None,
+                    day: str = "substr(e.ts, 1, 10)") -> str:
         """Events of the range with their visit number and their visit's attributes;
-        `need` limits the columns carried (None: all of them)."""
+        `need` limits the columns carried (None: all of them). `day` is the key a visit
+        and a visitor never cross: the UTC day, and the site's local day if not UTC."""
         extras = {f"x_{c}": f"e.{_q(c)}" for c in self._extra or ()}
         columns = {"page": PAGE, "props": "e.props", "src": SOURCE,
                    "channel": "coalesce(e.source, '')", "ref": REFERRER,
@@ -332,7 +346,7 @@ class SqliteStats:
         window_cols = "".join(f"{w}, " for w in window)
         return f"""
 WITH ev AS (
-  SELECT e.id, e.ts, substr(e.ts, 1, 10) AS day, e.session, e.name,
+  SELECT e.id, e.ts, {day} AS day, e.session, e.name,
     CAST(round(julianday(e.ts) * 86400000.0) AS INTEGER) - {UNIX_EPOCH_MS} AS ms
     {event_cols}
   FROM {_q(self.table)} e WHERE e.site = ?1 AND e.ts >= ?2 AND e.ts < ?3
@@ -436,23 +450,25 @@ FROM per_session {'GROUP BY ' + ', '.join(ks) if ks else ''}"""
     # --- rollups ----------------------------------------------------------------------
 
     def build(self, *, now: datetime | None = None, site: str | None = None,
+              zone: Callable[[str], ZoneInfo] | None = None,
               progress: Callable[[str, date], None] | None = None,
               stop: Callable[[], bool] | None = None) -> int:
-        """Count every closed UTC day that has events and no current rollup. A day is
-        closed an hour after it ended, so late hits of a slow node still bump it. Returns
-        how many days were built."""
+        """Count every closed local day (in `zone(site)`, default UTC) that has events and
+        no current rollup. A day is closed an hour after it ended; a hit later than that
+        only makes the day's rollup stale until the next build. Returns the days built."""
         if not self._events_exist():
             return 0
-        cutoff = ((now or datetime.now(UTC)) - timedelta(hours=1)).date()
+        now = now or datetime.now(UTC)
         built = 0
         for s in [site] if site else self.sites():
-            for day in self._unbuilt_days(s, cutoff):
+            tz = zone(s) if zone is not None else ZoneInfo("UTC")
+            for day in self._days_to_build(s, tz, now - timedelta(hours=1)):
                 if stop is not None and stop():
                     return built
-                if self.build_day(s, day):
-                    built += 1
-                    if progress is not None:
-                        progress(s, day)
+                self.build_day(s, day, tz)
+                built += 1
+                if progress is not None:
+                    progress(s, day)
         return built
 
     def sites(self) -> list[str]:
@@ -468,42 +484,46 @@ FROM per_session {'GROUP BY ' + ', '.join(ks) if ks else ''}"""
                 sites.append(site)
                 last = site
 
-    def _unbuilt_days(self, site: str, cutoff: date) -> list[date]:
+    def _days_to_build(self, site: str, tz: ZoneInfo, closed_before: datetime) -> list[date]:
+        t = _q(self.table)
         with self._reader() as conn:
-            t = _q(self.table)
             (lo,) = conn.execute(f"SELECT min(ts) FROM {t} WHERE site = ?", (site,)).fetchone()
             if lo is None:
                 return []
-            done = {r[0] for r in conn.execute(
-                "SELECT day FROM stats_rollup_days WHERE site = ?", (site,))}
-            days, day = [], date.fromisoformat(lo[:10])
-            while day < cutoff:
-                if day.isoformat() not in done:
-                    (nxt,) = conn.execute(f"SELECT min(ts) FROM {t} WHERE site = ? AND ts >= ?",
-                                          (site, day.isoformat())).fetchone()
-                    if nxt is None:
-                        break
-                    day = date.fromisoformat(nxt[:10])  # skip days without events
-                    if day >= cutoff:
-                        break
-                    if day.isoformat() not in done:
-                        days.append(day)
-                day += DAY
-            return days
+            first = datetime.fromisoformat(lo.replace("Z", "+00:00")).astimezone(tz).date()
+            days = whole_days(local_midnight(first, tz), closed_before, tz)
+            valid = {d for d, _, _ in self._valid_days(conn, site, str(tz), days)}
+            out = []
+            for day, start, end in days:
+                if day in valid:
+                    continue
+                (has,) = conn.execute(f"SELECT EXISTS (SELECT 1 FROM {t} WHERE site = ? AND "
+                                      f"ts >= ? AND ts < ?)",
+                                      (site, _iso(start), _iso(end))).fetchone()
+                if has:
+                    out.append(day)
+            return out
 
-    def build_day(self, site: str, day: date) -> bool:
-        """Count one UTC day into the rollup; False when a write raced the count."""
-        start = datetime.combine(day, datetime.min.time(), UTC)
+    def build_day(self, site: str, day: date, tz: ZoneInfo | None = None) -> None:
+        """Count one local day into the rollup, with the generation of its hours as the
+        count saw them: a write after that makes the count stale, never wrong."""
+        tz = tz or ZoneInfo("UTC")
+        start, end = local_midnight(day, tz), local_midnight(day + DAY, tz)
+        hours = (_iso(start)[:13], _iso(end - timedelta(milliseconds=1))[:13])
+        buckets = TimeBuckets(str(tz), offsets(start, end, tz))
         rows: list[tuple[Any, ...]] = []
         key = day.isoformat()
         with self._reader() as conn:
-            generation = _generation(conn, site, key)
+            (generation,) = conn.execute(
+                "SELECT coalesce(sum(n), 0) FROM stats_hours WHERE site = ? AND hour "
+                "BETWEEN ? AND ?", (site, *hours)).fetchone()
             # the day's events with their visits, once; then one grouping per dimension
             conn.execute("DROP TABLE IF EXISTS temp.day_events")
-            conn.execute(f"CREATE TEMP TABLE day_events AS {self._visits_cte()} "
-                         f"SELECT * FROM x", (site, _iso(start), _iso(start + DAY)))
+            params: list[Any] = [site, _iso(start), _iso(end)]
+            cte = self._visits_cte(None, _day_key(buckets, params))
+            conn.execute(f"CREATE TEMP TABLE day_events AS {cte} SELECT * FROM x", params)
             for dim in [*ROLLUP_DIMENSIONS, *(f"visit:{c}" for c in self._extra or ())]:
-                params: list[Any] = []
+                params = []
                 keys = [self._column(dim, params)] if dim else []
                 sql = self._grouping_sql(keys, "1", "temp.day_events")
                 for row in conn.execute(sql, params):
@@ -515,15 +535,12 @@ FROM per_session {'GROUP BY ' + ', '.join(ks) if ks else ''}"""
         writer = self._open()
         try:
             writer.execute("BEGIN IMMEDIATE")
-            if _generation(writer, site, key) != generation:
-                writer.execute("ROLLBACK")
-                return False
             writer.execute("DELETE FROM stats_rollup WHERE site = ? AND day = ?", (site, key))
             writer.executemany("INSERT INTO stats_rollup VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
-            writer.execute("INSERT OR REPLACE INTO stats_rollup_days VALUES (?, ?, ?)",
-                           (site, key, datetime.now(UTC).isoformat(timespec="seconds")))
+            writer.execute("INSERT OR REPLACE INTO stats_days VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (site, key, str(tz), *hours, generation,
+                            datetime.now(UTC).isoformat(timespec="seconds")))
             writer.execute("COMMIT")
-            return True
         finally:
             with self._lock:
                 self._all.remove(writer)
@@ -561,18 +578,12 @@ FROM per_session {'GROUP BY ' + ', '.join(ks) if ks else ''}"""
                            (datetime.now(UTC).isoformat(timespec="seconds"), key_id)) > 0
 
 
-def mark_changed(conn: sqlite3.Connection, days: set[tuple[str, str]]) -> None:
-    """The sink's side of the rollups, in its write transaction: closed days it touched
-    are dropped from the built list and their generation moves on."""
-    conn.executemany("INSERT INTO stats_changes VALUES (?, ?, 1) ON CONFLICT (site, day) "
-                     "DO UPDATE SET n = n + 1", sorted(days))
-    conn.executemany("DELETE FROM stats_rollup_days WHERE site = ? AND day = ?", sorted(days))
-
-
-def _generation(conn: sqlite3.Connection, site: str, day: str) -> int:
-    row = conn.execute("SELECT n FROM stats_changes WHERE site = ? AND day = ?",
-                       (site, day)).fetchone()
-    return row[0] if row else 0
+def mark_changed(conn: sqlite3.Connection, hours: set[tuple[str, str]]) -> None:
+    """The sink's side of the rollups, in its write transaction: each (site, UTC hour
+    'YYYY-MM-DDTHH') written to moves on a generation, so a rollup counted before that
+    write no longer adds up and is not read."""
+    conn.executemany("INSERT INTO stats_hours VALUES (?, ?, 1) ON CONFLICT (site, hour) "
+                     "DO UPDATE SET n = n + 1", sorted(hours))
 
 
 def _key(row: tuple[Any, ...]) -> KeyRecord:
@@ -587,17 +598,37 @@ def _iso(ts: datetime) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
 
-def _outside(start: datetime, end: datetime, built: list[date]) -> list[tuple[datetime, datetime]]:
-    """The parts of [start, end) not covered by the built whole days."""
+def _outside(start: datetime, end: datetime,
+             covered: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """The parts of [start, end) outside the covered, ordered, disjoint intervals."""
     out, at = [], start
-    for day in built:
-        lo = datetime.combine(day, datetime.min.time(), UTC)
+    for lo, hi in covered:
         if lo > at:
             out.append((at, lo))
-        at = max(at, lo + DAY)
+        at = max(at, hi)
     if at < end:
         out.append((at, end))
     return out
+
+
+def whole_days(start: datetime, end: datetime, tz: ZoneInfo
+               ) -> list[tuple[date, datetime, datetime]]:
+    """The local days lying wholly inside [start, end), with their UTC bounds."""
+    out = []
+    day = start.astimezone(tz).date()
+    while True:
+        lo, hi = local_midnight(day, tz), local_midnight(day + DAY, tz)
+        if lo >= end:
+            return out
+        if lo >= start and hi <= end:
+            out.append((day, lo, hi))
+        day += DAY
+
+
+def _day_key(buckets: TimeBuckets | None, params: list[Any]) -> str:
+    if buckets is None or all(seconds == 0 for _, seconds in buckets.offsets):
+        return "substr(e.ts, 1, 10)"
+    return f"substr(e.ts, 1, 10) || substr({_local_time(buckets, params)}, 1, 10)"
 
 
 def _local_time(buckets: TimeBuckets | None, params: list[Any]) -> str:

@@ -232,14 +232,13 @@ def keys_command(config: Config, action: str, *, sites: list[str], name: str,
 
 
 def build(config: Config, *, site: str | None, out: TextIO = sys.stderr) -> int:
-    store = open_store(config)
-    builder = getattr(store, "build", None)
-    if builder is None:
+    engine = Engine(config)
+    if getattr(engine.store, "build", None) is None:
         out.write("this storage plugin keeps no rollups; nothing to build\n")
         return 0
     try:
-        count = builder(site=site, progress=lambda s, d: out.write(f"  {safe(s)} {d}\n"))
+        count = engine.build(site=site, progress=lambda s, d: out.write(f"  {safe(s)} {d}\n"))
     finally:
-        store.close()
+        engine.close()
     out.write(f"built the rollups of {count} day(s)\n")
     return 0

@@ -114,6 +114,11 @@ class Engine:
     def close(self) -> None:
         self.store.close()
 
+    def build(self, **kwargs: Any) -> int:
+        """Build the store's read-side structures in each site's zone, if it keeps any."""
+        builder = getattr(self.store, "build", None)
+        return builder(zone=self.settings.zone, **kwargs) if builder is not None else 0
+
     # --- planning ---------------------------------------------------------------------
 
     def plan(self, body: QueryBody | dict[str, Any], *, now: datetime | None = None,
@@ -216,10 +221,9 @@ class Engine:
                 dimensions: tuple[str, ...] | None = None,
                 flt: Filter | bool | None = True) -> StatsRequest:
         dims = plan.resolved if dimensions is None else dimensions
-        buckets = None
-        if any(d in TIME_DIMENSIONS for d in dims):
-            buckets = TimeBuckets(str(period.zone),
-                                  periods.offsets(period.start, period.end, period.zone))
+        # always: local days bound visits and rollups as well as time buckets
+        buckets = TimeBuckets(str(period.zone),
+                              periods.offsets(period.start, period.end, period.zone))
         return StatsRequest(plan.site, period.start, period.end, dims,
                             plan.filter if flt is True else flt or None, buckets, deadline)
 

@@ -156,7 +156,7 @@ def offsets(start: datetime, end: datetime, zone: ZoneInfo) -> tuple[tuple[datet
         return int(delta.total_seconds()) if delta is not None else 0
 
     out = [(start, offset(start))]
-    step = timedelta(hours=6)
+    step = timedelta(days=1)  # zones change offset a few times a year at most
     at = start
     while at < end:
         nxt = min(at + step, end)
