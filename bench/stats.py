@@ -86,12 +86,21 @@ def generate(db: Path, events: int, days: int, seed: int = 7) -> None:
         if len(batch) >= 20_000:
             sink.ferrite_write(batch)
             batch = []
-    now = datetime.now(UTC)  # realtime: a few hundred hits in the last half hour
-    batch += [Event(id=f"rt{i:030x}", ts=now - timedelta(seconds=rng.random() * 1800),
-                    site=SITE, name="pageview", path=rng.choice(pages),
-                    session=f"rt{i % 150}", browser="Chrome", os="Windows", device="desktop")
-              for i in range(300)]
     sink.ferrite_write(batch)
+    sink.ferrite_shutdown()
+
+
+def fresh_realtime(db: Path, seed: int = 7) -> None:
+    """A few hundred hits in the last half hour, written just before the sets run."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    sink = SqliteSink(Settings(path=str(db)))
+    sink.ferrite_startup()
+    sink.ferrite_write([Event(id=f"rt{int(now.timestamp())}{i:020x}",
+                              ts=now - timedelta(seconds=rng.random() * 1800), site=SITE,
+                              name="pageview", path=f"/p/{rng.randrange(2000)}",
+                              session=f"rt{i % 150}", browser="Chrome", os="Windows",
+                              device="desktop") for i in range(300)])
     sink.ferrite_shutdown()
 
 
@@ -244,6 +253,7 @@ def main() -> None:
             t = time.perf_counter()
             generate(db, n, args.days)
             print(f"{n:,} events written in {time.perf_counter() - t:.0f} s", flush=True)
+        fresh_realtime(db)
         engine = Engine(load_config(data={"plugins": {"sqlite": {"path": str(db)}},
                                           "stats": {"timezone": args.zone}}))
         t = time.perf_counter()

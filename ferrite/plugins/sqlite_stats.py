@@ -1,16 +1,18 @@
 """The SQLite sink's answers to stats queries (`ferrite.stats.store.StatsStore`).
 
 Raw path: visits are rebuilt from the events of the range with window functions (a visit is
-one session's events of one UTC day with no gap over 30 minutes), then filtered and counted
-per visit, per session and per group, so every measure is exact.
+one session's events of one UTC day, and one local day of the site, with no gap over 30
+minutes), then filtered and counted per visit, per session and per group: exact.
 
-Rollups: a session id lives one UTC day, so visitors and visits of different UTC days add
-up. Each closed UTC day is therefore counted once per dimension into `stats_rollup`
-(`build`), and a query without filters reads whole built days from there and only the rest
-(today, partial days of other time zones, days not built yet) from the events. A write that
-touches a closed day bumps `stats_changes` and drops the day from `stats_rollup_days` in the
-same transaction, so a stale rollup is never read; a build that raced such a write is
-discarded. Queries run on their own connections in WAL mode and never take the write lock.
+Rollups: a session id lives one UTC day and visits end at local midnight, so each day's
+visitors and visits add up to a range's. Each closed local day is counted once per
+dimension into `stats_rollup` (`build`); a query without filters reads whole valid days
+from there and only the rest (today, partial days, days not built) from the events. Every
+write moves on the generation of the (site, UTC hour)s it touched in `stats_hours`, in its
+own transaction; a day is valid while its hours' generations add up to what its count saw
+(`stats_days`), so a stale rollup is never read and a build that raced a write is simply
+ignored until rebuilt. Queries run on their own WAL connections and never take the write
+lock.
 """
 
 from __future__ import annotations
