@@ -132,3 +132,13 @@ def test_a_database_written_before_the_read_side_is_migrated_and_built(tmp_path)
     out = ferrite(cwd, "stats", "--site", "ex.com", "--period", "2026-03-01,2026-03-02",
                   "--metrics", "visitors", "--json")
     assert json.loads(out.stdout)["totals"]["results"][0]["metrics"] == [4]
+
+
+def test_stats_settings_are_checked_with_suggestions(tmp_path):
+    (tmp_path / "ferrite.toml").write_text(
+        '[stats]\ntimezone = "Europe/Berln"\nratelimit = 5\n')
+    out = ferrite(tmp_path, "check")
+    assert out.returncode == 1
+    assert "unknown time zone 'Europe/Berln'; did you mean Europe/Berlin" in out.stderr
+    assert "unknown key 'ratelimit' in [stats]" in out.stderr
+    assert "valid keys: enabled, timezones, timezone" in out.stderr

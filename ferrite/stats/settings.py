@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import Field, field_validator
@@ -52,8 +53,8 @@ def check_zone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        near = sorted(z for z in available_timezones()
-                      if name.lower().split("/")[-1] in z.lower())[:5]
+        near = difflib.get_close_matches(name, sorted(available_timezones()), n=3,
+                                         cutoff=0.7)
         hint = f"; did you mean {', '.join(near)}?" if near else \
             "; use an IANA name such as UTC, Europe/Berlin or America/New_York"
         raise ValueError(f"unknown time zone {name!r}{hint}") from None
