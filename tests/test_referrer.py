@@ -73,3 +73,14 @@ def test_absurd_urls_do_not_break_the_chain():
 def test_fragment_kept_in_the_path_when_the_front_end_kept_it():
     event = one("https://example.com/app?utm_source=x#/settings")
     assert event.path == "/app?utm_source=x#/settings"
+
+
+def test_source_names_group_well_known_hosts():
+    from ferrite.plugins.referrer_sources import source_name
+
+    assert [source_name(h) for h in ("google.com", "google.co.uk", "news.google.de",
+                                     "mail.google.com", "t.co", "x.com", "l.facebook.com",
+                                     "news.ycombinator.com", "blog.example.org",
+                                     "googleblog.com")] == [
+        "Google", "Google", "Google", "Gmail", "Twitter", "Twitter", "Facebook",
+        "Hacker News", "blog.example.org", "googleblog.com"]

@@ -114,7 +114,7 @@ def test_v1_endpoints_have_plausibles_shapes(served):
                            "metrics": "visitors,bounce_rate"})
     assert r.json() == {"results": [
         {"source": "Direct / None", "visitors": 3, "bounce_rate": 67.0},
-        {"source": "google.com", "visitors": 1, "bounce_rate": 0.0}]}
+        {"source": "Google", "visitors": 1, "bounce_rate": 0.0}]}
     r = client.get("/api/v1/stats/breakdown", headers=h,
                    params={**base, "property": "event:page",
                            "filters": "event:page==/pricing|/blog*;visit:browser!=Chrome"})

@@ -82,7 +82,7 @@ def test_breakdown_by_page_strips_the_query_but_keeps_the_fragment(eng):
 @pytest.mark.parametrize(("dimension", "expected"), [
     ("visit:entry_page", [(["/"], [3, 3]), (["/blog"], [2, 2])]),
     ("visit:exit_page", [(["/blog"], [2, 2]), (["/pricing"], [2, 2]), (["/"], [1, 1])]),
-    ("visit:source", [(["Direct / None"], [3, 3]), (["google.com"], [1, 1]),
+    ("visit:source", [(["Direct / None"], [3, 3]), (["Google"], [1, 1]),
                       (["twitter"], [1, 1])]),
     ("visit:referrer", [(["(not set)"], [3, 3]), (["google.com/search"], [1, 1]),
                         (["t.co/abc"], [1, 1])]),
@@ -144,7 +144,7 @@ def test_conversion_rate(eng):
     body = {"metrics": ["visitors", "conversion_rate"],
             "filters": [["is", "event:name", ["signup"]]]}
     assert run(eng, **body) == [([], [1, 25.0])]
-    assert run(eng, **body, dimensions=["visit:source"]) == [(["google.com"], [1, 25.0])]
+    assert run(eng, **body, dimensions=["visit:source"]) == [(["Google"], [1, 25.0])]
     assert run(eng, metrics=["visitors", "conversion_rate"], dimensions=["event:name"]) == [
         (["pageview"], [4, 100.0]), (["signup"], [1, 25.0])]
 

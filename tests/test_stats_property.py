@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ferrite.core.event import Event
+from ferrite.plugins.referrer_sources import source_name
 
 from .stats_helpers import engine, event, write
 
@@ -66,7 +67,7 @@ def naive(evs: list[Event], start: datetime, end: datetime, key, keep, zone) -> 
         host = items[0].referrer.split("/")[2].removeprefix("www.") \
             if items[0].referrer else ""
         attrs = {"entry": page(items[0].path), "browser": items[0].browser,
-                 "source": host or "Direct / None", "zone": zone}
+                 "source": source_name(host) if host else "Direct / None", "zone": zone}
         for e in items:
             if not keep(e, attrs):
                 continue

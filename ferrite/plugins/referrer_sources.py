@@ -31,3 +31,49 @@ EMAIL = frozenset({
     "app.tuta.com", "webmail.gmx.net", "navigator.gmx.net", "web.de", "mail.qq.com",
     "icloud.com", "hey.com",
 })
+
+#: What the stats call a well-known referring host (Plausible's names), so "Google" is one
+#: row, not one per country domain. Hosts are without "www."; google.* is a rule
+#: (`source_name`).
+NAMES: dict[str, str] = {
+    **dict.fromkeys(("bing.com", "cn.bing.com"), "Bing"),
+    "duckduckgo.com": "DuckDuckGo",
+    **dict.fromkeys(("yahoo.com", "search.yahoo.com", "yahoo.co.jp"), "Yahoo!"),
+    "baidu.com": "Baidu",
+    **dict.fromkeys(("yandex.ru", "yandex.com", "ya.ru"), "Yandex"),
+    "ecosia.org": "Ecosia", "qwant.com": "Qwant", "startpage.com": "Startpage",
+    "search.brave.com": "Brave Search", "kagi.com": "Kagi", "naver.com": "Naver",
+    "seznam.cz": "Seznam", "perplexity.ai": "Perplexity", "chatgpt.com": "ChatGPT",
+    "copilot.microsoft.com": "Copilot", "gemini.google.com": "Gemini",
+    **dict.fromkeys(("facebook.com", "m.facebook.com", "l.facebook.com", "lm.facebook.com",
+                     "fb.me"), "Facebook"),
+    **dict.fromkeys(("t.co", "twitter.com", "x.com"), "Twitter"),
+    **dict.fromkeys(("instagram.com", "l.instagram.com"), "Instagram"),
+    **dict.fromkeys(("linkedin.com", "lnkd.in"), "LinkedIn"),
+    **dict.fromkeys(("reddit.com", "old.reddit.com", "out.reddit.com"), "Reddit"),
+    "news.ycombinator.com": "Hacker News", "pinterest.com": "Pinterest",
+    **dict.fromkeys(("youtube.com", "m.youtube.com", "youtu.be"), "YouTube"),
+    "tiktok.com": "TikTok", "threads.net": "Threads", "bsky.app": "Bluesky",
+    "lobste.rs": "Lobsters", "tumblr.com": "Tumblr", "vk.com": "VKontakte",
+    **dict.fromkeys(("discord.com", "discordapp.com"), "Discord"),
+    **dict.fromkeys(("t.me", "telegram.org", "web.telegram.org"), "Telegram"),
+    **dict.fromkeys(("whatsapp.com", "web.whatsapp.com"), "WhatsApp"),
+    "slack.com": "Slack", "quora.com": "Quora", "medium.com": "Medium",
+    "stackoverflow.com": "Stack Overflow", "producthunt.com": "Product Hunt",
+    "github.com": "GitHub", "flipboard.com": "Flipboard",
+    "mail.google.com": "Gmail",
+    **dict.fromkeys(("outlook.live.com", "outlook.office.com", "outlook.office365.com"),
+                    "Outlook.com"),
+    "mail.yahoo.com": "Yahoo! Mail",
+    **dict.fromkeys(("mail.proton.me", "mail.protonmail.com"), "Proton Mail"),
+}
+
+
+def source_name(host: str) -> str:
+    """The stats' name for a referring host without "www." (the host itself if unknown)."""
+    if host in NAMES:
+        return NAMES[host]
+    labels = host.split(".")
+    if "google" in labels[:-1]:
+        return "Google"
+    return host

@@ -34,6 +34,7 @@ import re2
 
 from ferrite.core.errors import FerriteError
 from ferrite.core.event import STORED_FIELDS
+from ferrite.plugins.referrer_sources import source_name
 from ferrite.stats.periods import local_midnight, offsets
 from ferrite.stats.store import (
     PROPS,
@@ -90,11 +91,13 @@ _NO_SCHEME = ("CASE WHEN e.referrer LIKE 'https://%' THEN substr(e.referrer, 9) 
 #: The referrer as Plausible shows it: no scheme, no "www.".
 REFERRER = f"(CASE WHEN ({_NO_SCHEME}) LIKE 'www.%' THEN substr({_NO_SCHEME}, 5) " \
            f"ELSE {_NO_SCHEME} END)"
-#: utm_source when tagged, else the referring host; "" for direct and internal visits.
+_HOST = f"(CASE WHEN instr({REFERRER}, '/') > 0 THEN substr({REFERRER}, 1, " \
+        f"instr({REFERRER}, '/') - 1) ELSE {REFERRER} END)"
+#: utm_source when tagged, else the referring host's name (Google, Twitter, ...: see
+#: referrer_sources.source_name) or the host; "" for direct and internal visits.
 SOURCE = (f"CASE WHEN coalesce(e.utm_source, '') <> '' THEN e.utm_source "
           f"WHEN coalesce(e.source, '') IN ('', 'direct', 'internal') THEN '' "
-          f"WHEN instr({REFERRER}, '/') > 0 THEN substr({REFERRER}, 1, instr({REFERRER}, '/') - 1)"
-          f" ELSE {REFERRER} END")
+          f"ELSE ferrite_source({_HOST}) END")
 #: Visit dimensions and the event column each is taken from (the visit's first event).
 VISIT_COLUMNS = {
     "visit:source": "src", "visit:channel": "channel", "visit:referrer": "ref",
@@ -116,6 +119,11 @@ def _compiled(pattern: str) -> Any:
 def _regexp(pattern: str, value: Any) -> int:
     """RE2: linear time in the value, so no pattern makes a query hang."""
     return 1 if value is not None and _compiled(pattern).search(str(value)) else 0
+
+
+@lru_cache(maxsize=4096)
+def _source(host: str | None) -> str:
+    return source_name(host or "")
 
 
 def _q(name: str) -> str:
@@ -143,6 +151,7 @@ class SqliteStats:
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                                check_same_thread=False)
         conn.create_function("ferrite_re", 2, _regexp, deterministic=True)
+        conn.create_function("ferrite_source", 1, _source, deterministic=True)
         with self._lock:
             self._all.append(conn)
         return conn
