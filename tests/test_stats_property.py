@@ -16,26 +16,28 @@ from ferrite.plugins.referrer_sources import source_name
 
 from .stats_helpers import engine, event, write
 
-START = datetime(2026, 3, 1, 22, tzinfo=UTC)
+#: Two windows of 30 hours: an ordinary one, and one across New York's DST change.
+STARTS = [datetime(2026, 3, 1, 22, tzinfo=UTC), datetime(2026, 3, 7, 22, tzinfo=UTC)]
 PAGES = ["/", "/a", "/b?utm_source=x", "/c#h"]
 REFERRERS = [("", "direct"), ("https://www.google.com/", "search"), ("https://t.co/x", "social")]
 GAP = timedelta(minutes=30)
 
 
 @st.composite
-def events(draw) -> list[Event]:
+def events(draw) -> tuple[datetime, list[Event]]:
+    start = draw(st.sampled_from(STARTS))
     count = draw(st.integers(1, 40))
     out = []
     for i in range(count):
-        minutes = draw(st.integers(0, 60 * 30))  # 22:00 on 1 March to 04:00 on 3 March
+        minutes = draw(st.integers(0, 60 * 30))  # 22:00 on the first day to 04:00 on the third
         ref, source = draw(st.sampled_from(REFERRERS))
         out.append(event(
-            (START + timedelta(minutes=minutes, seconds=draw(st.integers(0, 59)))).isoformat(),
+            (start + timedelta(minutes=minutes, seconds=draw(st.integers(0, 59)))).isoformat(),
             draw(st.sampled_from(["s1", "s2", "s3"])), draw(st.sampled_from(PAGES)),
             draw(st.sampled_from(["pageview", "pageview", "click"])), referrer=ref,
             source=source, browser=draw(st.sampled_from(["Firefox", "Chrome"])),
             id=f"{i:032x}"))
-    return out
+    return start, out
 
 
 def page(path: str) -> str:
@@ -106,9 +108,10 @@ CASES = [
 
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(evs=events(), seed=st.integers(0, 2**32), replays=st.integers(0, 10),
+@given(drawn=events(), seed=st.integers(0, 2**32), replays=st.integers(0, 10),
        zone=st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata"]))
-def test_engine_matches_a_naive_recount(tmp_path_factory, evs, seed, replays, zone):
+def test_engine_matches_a_naive_recount(tmp_path_factory, drawn, seed, replays, zone):
+    first, evs = drawn
     db = tmp_path_factory.mktemp("prop") / "p.db"
     rng = random.Random(seed)
     arrivals = evs + rng.sample(evs, min(replays, len(evs)))  # replays keep their ids
@@ -119,15 +122,15 @@ def test_engine_matches_a_naive_recount(tmp_path_factory, evs, seed, replays, zo
     try:
         for built in (False, True):
             if built:
-                eng.build(now=datetime(2026, 3, 10, tzinfo=UTC))
-            # whole days (the rollups), part of a day (the events), and whole days with
-            # partial days at both ends (both, merged)
-            for start, end in [(START.replace(hour=0), START.replace(hour=0) + timedelta(3)),
-                               (START + timedelta(hours=3), START + timedelta(hours=20)),
-                               (START - timedelta(hours=2), START + timedelta(hours=28)),
-                               # 1-3 March in the site's own days
-                               (datetime(2026, 3, 1, tzinfo=tz).astimezone(UTC),
-                                datetime(2026, 3, 4, tzinfo=tz).astimezone(UTC))]:
+                eng.build(now=datetime(2026, 3, 20, tzinfo=UTC))
+            local_first = datetime.combine(first.date(), datetime.min.time(), tz)
+            # whole days (the rollups), part of a day (the events), whole days with partial
+            # days at both ends (both, merged), and three days in the site's own time
+            for start, end in [(first.replace(hour=0), first.replace(hour=0) + timedelta(3)),
+                               (first + timedelta(hours=3), first + timedelta(hours=20)),
+                               (first - timedelta(hours=2), first + timedelta(hours=28)),
+                               (local_first.astimezone(UTC),
+                                (local_first + timedelta(days=3)).astimezone(UTC))]:
                 dr = [start.isoformat(), (end - timedelta(seconds=1)).isoformat()]
                 for dim, key, filters, keep in CASES:
                     want = naive(evs, start, end, key if dim else (lambda e, a: ()), keep,
