@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from ferrite.core.config import Config
@@ -218,20 +218,19 @@ class Engine:
         return Answer(plan, ordered[page.offset:page.offset + page.limit], meta)
 
     def request(self, plan: Plan, period: Period, deadline: float,
-                dimensions: tuple[str, ...] | None = None,
-                flt: Filter | bool | None = True) -> StatsRequest:
-        dims = plan.resolved if dimensions is None else dimensions
+                dimensions: tuple[str, ...], flt: Filter | None) -> StatsRequest:
         # always: local days bound visits and rollups as well as time buckets
         buckets = TimeBuckets(str(period.zone),
                               periods.offsets(period.start, period.end, period.zone))
-        return StatsRequest(plan.site, period.start, period.end, dims,
-                            plan.filter if flt is True else flt or None, buckets, deadline)
+        return StatsRequest(plan.site, period.start, period.end, dimensions, flt, buckets,
+                            deadline)
 
     def _rows(self, plan: Plan, period: Period, deadline: float) -> dict[tuple[str, ...], Row]:
-        groups = self.store.query(self.request(plan, period, deadline))
+        groups = self.store.query(self.request(plan, period, deadline, plan.resolved,
+                                                  plan.filter))
         total = None
         if "percentage" in plan.metrics:
-            whole = self.store.query(self.request(plan, period, deadline, ()))
+            whole = self.store.query(self.request(plan, period, deadline, (), plan.filter))
             total = whole.get((), Measures()).visitors
         base = None
         if "conversion_rate" in plan.metrics:
@@ -260,8 +259,7 @@ class Engine:
             out[key] = Row([display(d, v) for d, v in zip(plan.resolved, key, strict=True)],
                            values)
         if not plan.dimensions and not out:  # an aggregate always has its one row
-            out[()] = Row([], [0 if m in ("visitors", "visits", "pageviews", "events",
-                                          "visit_duration") else 0.0 for m in plan.metrics])
+            out[()] = Row([], zeros(plan.metrics))
         return out
 
     def _compare(self, plan: Plan, rows: dict[tuple[str, ...], Row],
@@ -282,9 +280,7 @@ class Engine:
         for key, row in rows.items():
             old_key = match.get(key, key)
             old = previous.get(old_key)
-            values = old.metrics if old is not None else [
-                0 if m in ("visitors", "visits", "pageviews", "events", "visit_duration")
-                else 0.0 for m in plan.metrics]
+            values = old.metrics if old is not None else zeros(plan.metrics)
             row.comparison = {
                 "dimensions": [display(d, v) for d, v in zip(plan.resolved, old_key,
                                                              strict=True)],
@@ -332,6 +328,12 @@ def metric_value(metric: str, m: Measures) -> float | int:
     raise ValueError(metric)
 
 
+def zeros(metrics: tuple[str, ...] | list[str]) -> list[float | int | None]:
+    """A row with no events: counts and seconds are 0, rates 0.0."""
+    return [0 if m in ("visitors", "visits", "pageviews", "events", "visit_duration") else 0.0
+            for m in metrics]
+
+
 def change(metric: str, new: Any, old: Any) -> float | int | None:
     """Percent change for counts; for rates, the difference in percentage points."""
     if new is None or old is None:
@@ -349,12 +351,6 @@ def display(dimension: str, value: str) -> str:
     if dimension == "visit:device":
         return value.capitalize()
     return value
-
-
-def realtime_period(config: Config, site: str, minutes: int = 30,
-                    now: datetime | None = None) -> Period:
-    now = now or datetime.now(UTC)
-    return Period(now - timedelta(minutes=minutes), now, config.stats.zone(site))
 
 
 __all__ = ["Answer", "Engine", "Plan", "QueryError", "Row", "open_store"]

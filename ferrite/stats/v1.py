@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ferrite.stats import periods
-from ferrite.stats.engine import Engine
+from ferrite.stats.engine import Engine, zeros
 from ferrite.stats.model import QueryError, wildcard
 from ferrite.stats.periods import Period, PeriodError
 
@@ -151,8 +151,7 @@ def timeseries(engine: Engine, params: Mapping[str, str],
     metrics = _metrics(params)
     plan = engine.plan(_body(params, metrics, dimensions=[dim]), now=now, period=period)
     rows = {r.dimensions[0]: r.metrics for r in engine.execute(plan).rows}
-    zero = [0 if m in ("visitors", "visits", "pageviews", "events", "visit_duration")
-            else 0.0 for m in metrics]
+    zero = zeros(metrics)
     return {"results": [{"date": label, **dict(zip(metrics, rows.get(label, zero),
                                                    strict=True))}
                         for label in periods.labels(period, dim)]}
