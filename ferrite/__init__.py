@@ -10,6 +10,7 @@ from ferrite.core.errors import ConfigError, FerriteError, PluginError, SinkErro
 from ferrite.core.event import Agent, Event, Hit
 from ferrite.core.hookspecs import hookimpl
 from ferrite.core.pipeline import Pipeline
+from ferrite.core.sites import Sites, sites_of
 from ferrite.edge import settings as _edge_settings  # noqa: F401  registers [edge]
 from ferrite.ingest import settings as _ingest_settings  # noqa: F401  registers [ingest]
 from ferrite.stats import settings as _stats_settings  # noqa: F401  registers [stats]
@@ -28,7 +29,9 @@ __all__ = [
     "PluginError",
     "RetryableSinkError",
     "SinkError",
+    "Sites",
     "Table",
     "hookimpl",
     "load_config",
+    "sites_of",
 ]

@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ferrite.core.config import Config
 from ferrite.core.pipeline import Pipeline
+from ferrite.core.sites import sites_of
 from ferrite.edge import stats_api
 from ferrite.edge.hits import (
     HitEndpoints,
@@ -65,7 +66,7 @@ def create_app(config: Config, *, pipeline: Pipeline | None = None) -> QuartTrio
     if stats_store is not None:
         stats_api.register(app, config, stats_store, metrics)
     builder = stats_api.RollupBuilder(stats_store, config.stats.rollup_interval_seconds,
-                                      config.stats.zone) \
+                                      sites_of(config).zone) \
         if stats_store is not None and config.stats.rollup_interval_seconds > 0 else None
 
     @app.before_serving
@@ -124,7 +125,7 @@ def create_app(config: Config, *, pipeline: Pipeline | None = None) -> QuartTrio
             base = request.host_url.rstrip("/")
             text = "\n".join([
                 "Ferrite is running: it collects page views for the sites that embed it.",
-                "", "Embed in your pages:", *snippet_lines(base, edge.sites), "",
+                "", "Embed in your pages:", *snippet_lines(base, sites_of(config).names()), "",
                 f"Health: {base}/healthz  {base}/readyz  {base}/metrics", ""])
             return Response(text, mimetype="text/plain")
     else:
@@ -182,6 +183,6 @@ def create_app(config: Config, *, pipeline: Pipeline | None = None) -> QuartTrio
         return json_response({"error": "internal error; it was logged", "field": ""}, 500)
 
     # The hit routes skip Quart's request machinery: see ferrite.edge.hits.
-    app.asgi_app = HitEndpoints(app.asgi_app, edge=edge, stream=stream,  # type: ignore[method-assign]
+    app.asgi_app = HitEndpoints(app.asgi_app, edge=edge, sites=sites_of(config), stream=stream,  # type: ignore[method-assign]
                                 metrics=metrics, pixel=PIXEL)
     return app

@@ -25,7 +25,7 @@ import trio
 
 from ferrite.core.event import Hit
 from ferrite.core.pipeline import DISCARDS, Metrics
-from ferrite.core.urls import site_name
+from ferrite.core.sites import Sites
 from ferrite.edge.input import (
     BadInput,
     EventInput,
@@ -76,14 +76,14 @@ class Disconnected(Exception):
 class HitEndpoints:
     """ASGI middleware: answers the hit routes, hands everything else to `inner`."""
 
-    def __init__(self, inner: ASGIApp, *, edge: EdgeTable, stream: HitStream,
+    def __init__(self, inner: ASGIApp, *, edge: EdgeTable, sites: Sites, stream: HitStream,
                  metrics: Metrics, pixel: bytes) -> None:
         self.inner = inner
         self.edge = edge
         self.stream = stream
         self.metrics = metrics
         self.pixel = pixel
-        self.allowed_sites = frozenset(site_name(s) for s in edge.sites)
+        self.sites = sites
         self.cors_origins = frozenset(o.rstrip("/") for o in edge.cors_origins)
         self.retry_after = str(edge.retry_after).encode()
 
@@ -245,11 +245,11 @@ class HitEndpoints:
                 self.metrics.inc("discarded", reason="engagement")
                 continue
             for site in event.sites:
-                if self.allowed_sites and site not in self.allowed_sites:
+                if not self.sites.accepts(site):
                     filtered += 1
                     self.metrics.inc("discarded", reason="unknown_site")
                     if DISCARDS.isEnabledFor(logging.DEBUG):
-                        DISCARDS.debug("discarded %r: unknown_site (not in [edge] sites)", site)
+                        DISCARDS.debug("discarded %r: unknown_site (not in [sites])", site)
                     continue
                 hits.append(Hit(site=site, url=event.url, name=event.name,
                                 referrer=event.referrer, props=event.props, peer=peer,

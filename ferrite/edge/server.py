@@ -27,6 +27,7 @@ from hypercorn.trio import serve as hypercorn_serve
 from ferrite.core.config import Config
 from ferrite.core.errors import ConfigError
 from ferrite.core.manager import Plugins
+from ferrite.core.sites import sites_of
 from ferrite.edge.app import create_app
 from ferrite.edge.hits import HEADER_LIMIT
 from ferrite.edge.metrics import MULTIPROC_ENV
@@ -73,7 +74,7 @@ def banner(config: Config, url: str, out: TextIO) -> None:
         f"  storage:  {', '.join(stores) or 'no sink configured: events are dropped'}",
         f"  workers:  {config.edge.workers}, ack = {config.edge.ack}",
         "  embed in your pages:",
-        *(f"    {line}" for line in snippet_lines(url, config.edge.sites)),
+        *(f"    {line}" for line in snippet_lines(url, sites_of(config).names())),
         f"  health:   {url}/healthz  {url}/readyz  {url}/metrics",
         (f"  stats:    {url}/api/v2/query and {url}/api/v1/stats/... (Plausible's Stats "
          f"API;\n            make a key with `ferrite keys create --site DOMAIN`), or "

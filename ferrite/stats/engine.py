@@ -16,6 +16,7 @@ from typing import Any
 from ferrite.core.config import Config
 from ferrite.core.errors import FerriteError
 from ferrite.core.manager import Plugins
+from ferrite.core.sites import sites_of
 from ferrite.stats import periods
 from ferrite.stats.model import (
     Include,
@@ -109,6 +110,7 @@ class Engine:
     def __init__(self, config: Config, store: StatsStore | None = None) -> None:
         self.config = config
         self.settings: StatsTable = config.stats
+        self.sites = sites_of(config)
         self.store = store if store is not None else open_store(config)
 
     def close(self) -> None:
@@ -117,7 +119,7 @@ class Engine:
     def build(self, **kwargs: Any) -> int:
         """Build the store's read-side structures in each site's zone, if it keeps any."""
         builder = getattr(self.store, "build", None)
-        return builder(zone=self.settings.zone, **kwargs) if builder is not None else 0
+        return builder(zone=self.sites.zone, **kwargs) if builder is not None else 0
 
     # --- planning ---------------------------------------------------------------------
 
@@ -127,7 +129,7 @@ class Engine:
             body = parse_body(body)
         now = now or datetime.now(UTC)
         site = body.site_id
-        zone = self.settings.zone(site)
+        zone = self.sites.zone(site)
         extra = self.store.dimensions()
         metrics = check_metrics(body.metrics)
         dims = tuple(check_dimension(d, f"dimensions[{i}]", extra)

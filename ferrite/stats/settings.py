@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 
 from ferrite.core.config import Table, register_table
+from ferrite.core.sites import check_zone
 from ferrite.core.urls import site_name
 
 
@@ -47,18 +47,6 @@ class StatsTable(Table):
 
     def zone(self, site: str) -> ZoneInfo:
         return ZoneInfo(self.timezones.get(site, self.timezone))
-
-
-def check_zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        near = difflib.get_close_matches(name, sorted(available_timezones()), n=3,
-                                         cutoff=0.7)
-        hint = f"; did you mean {', '.join(near)}?" if near else \
-            "; use an IANA name such as UTC, Europe/Berlin or America/New_York"
-        raise ValueError(f"unknown time zone {name!r}{hint}") from None
-    return name
 
 
 register_table("stats", StatsTable)

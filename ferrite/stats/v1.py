@@ -70,7 +70,7 @@ def parse_filters(text: str) -> list[Any]:
 
 def _period(engine: Engine, params: Mapping[str, str], now: datetime) -> Period:
     site = params["site_id"].strip().lower().removeprefix("www.")
-    zone = engine.settings.zone(site)
+    zone = engine.sites.zone(site)
     name = params.get("period", "30d")
     if name not in PERIODS:
         raise QueryError("period", f"unknown period {name!r}; valid: {', '.join(PERIODS)}")
@@ -115,7 +115,7 @@ def realtime(engine: Engine, params: Mapping[str, str], now: datetime | None = N
     check_params("realtime", params)
     now = now or datetime.now(UTC)
     site = params["site_id"].strip().lower().removeprefix("www.")
-    period = Period(now - timedelta(minutes=5), now, engine.settings.zone(site))
+    period = Period(now - timedelta(minutes=5), now, engine.sites.zone(site))
     plan = engine.plan(_body(params, ["visitors"]), now=now, period=period)
     return int(engine.execute(plan).rows[0].metrics[0] or 0)
 
