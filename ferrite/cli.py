@@ -104,6 +104,14 @@ def cmd_keys(args: argparse.Namespace) -> int:
                                 name=args.name or "", key_id=args.id, as_json=args.json)
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    from ferrite.accounts import command
+
+    return command.users_command(load_config(args.config), args.action, email=args.email,
+                                 role=args.role, sites=args.site or [],
+                                 password_stdin=args.password_stdin, as_json=args.json)
+
+
 def cmd_build_stats(args: argparse.Namespace) -> int:
     from ferrite.stats import command
 
@@ -184,6 +192,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", metavar="TEXT", help="a note saying who uses the key")
     p.add_argument("--json", action="store_true", help="list as JSON")
     p.set_defaults(func=cmd_keys)
+    p = add("users", "add, list and remove dashboard users, or change a password")
+    p.add_argument("action", choices=("add", "list", "remove", "passwd"))
+    p.add_argument("email", nargs="?", metavar="EMAIL", help="the user's email")
+    p.add_argument("--role", choices=("admin", "viewer"), default="viewer",
+                   help="admins see every site and manage keys and links; viewers see their "
+                   "--site (default: viewer)")
+    p.add_argument("--site", action="append", metavar="DOMAIN",
+                   help="a site a viewer may read (repeatable)")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from standard input instead of a prompt")
+    p.add_argument("--json", action="store_true", help="list as JSON")
+    p.set_defaults(func=cmd_users)
     p = add("build-stats", "count closed days into the stats rollups (a database written "
             "before them, or after a large `ferrite ingest`)")
     p.add_argument("--site", metavar="DOMAIN", help="only this site")

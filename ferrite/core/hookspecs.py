@@ -104,3 +104,10 @@ def ferrite_stats_store() -> object | None:
     methods of `ferrite.stats.store.StatsStore`), or None. Called by `ferrite stats`, the
     Stats API and `ferrite build-stats`, never by the chain; the object opens its own
     connections and must not block this plugin's writes."""
+
+
+@hookspec(firstresult=True)
+def ferrite_account_store() -> object | None:
+    """Return an object that keeps the dashboard's users, login sessions, shared links,
+    setup token and secrets (the methods of `ferrite.accounts.store.AccountStore`), or
+    None. Called by `ferrite users` and the dashboard, never by the chain."""

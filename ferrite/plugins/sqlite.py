@@ -22,6 +22,7 @@ from ferrite.core.delivery import FatalSinkError
 from ferrite.core.event import STORED_FIELDS, Event, iso_utc
 from ferrite.core.hookspecs import hookimpl
 from ferrite.core.urls import url_host
+from ferrite.plugins.sqlite_accounts import SqliteAccounts
 from ferrite.plugins.sqlite_startup import ensure_wal, retry_while_locked
 from ferrite.plugins.sqlite_stats import SCHEMA as STATS_SCHEMA
 from ferrite.plugins.sqlite_stats import SqliteStats, mark_changed
@@ -154,6 +155,12 @@ class SqliteSink:
         """Queries open their own WAL reader connections; they never wait for this lock."""
         s = self.settings
         return SqliteStats(s.path, s.table, s.busy_timeout_ms)
+
+    @hookimpl
+    def ferrite_account_store(self) -> SqliteAccounts:
+        """Users, sessions and shared links live in the events' file, in tables of their
+        own, so one backup holds everything."""
+        return SqliteAccounts(self.settings.path, self.settings.busy_timeout_ms)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
