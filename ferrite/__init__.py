@@ -11,6 +11,7 @@ from ferrite.core.event import Agent, Event, Hit
 from ferrite.core.hookspecs import hookimpl
 from ferrite.core.pipeline import Pipeline
 from ferrite.core.sites import Sites, sites_of
+from ferrite.dashboard import settings as _dashboard_settings  # noqa: F401  registers [dashboard]
 from ferrite.edge import settings as _edge_settings  # noqa: F401  registers [edge]
 from ferrite.ingest import settings as _ingest_settings  # noqa: F401  registers [ingest]
 from ferrite.stats import settings as _stats_settings  # noqa: F401  registers [stats]

@@ -15,7 +15,6 @@ from ferrite.core.manager import Plugins
 from ferrite.core.urls import site_name
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
-SETUP_TTL = timedelta(hours=24)
 
 
 class AccountError(FerriteError):
@@ -99,13 +98,13 @@ def set_password(store: AccountStore, user: User, password: str) -> User:
     return updated
 
 
-def setup_token(store: AccountStore, now: datetime | None = None) -> str | None:
+def setup_token(store: AccountStore, ttl: timedelta, now: datetime | None = None) -> str | None:
     """A one-time token that creates the first admin in the browser, or None when a user
     exists. Each start makes a new one; any of them dies when the admin is created."""
     if store.count_users():
         return None
     token = secrets.token_urlsafe(32)
-    store.add_setup_token(token_hash(token), (now or datetime.now(UTC)) + SETUP_TTL)
+    store.add_setup_token(token_hash(token), (now or datetime.now(UTC)) + ttl)
     return token
 
 

@@ -65,6 +65,13 @@ def create_app(config: Config, *, pipeline: Pipeline | None = None) -> QuartTrio
         else None
     if stats_store is not None:
         stats_api.register(app, config, stats_store, metrics)
+    accounts = pipeline.plugins.hook.ferrite_account_store() \
+        if stats_store is not None and config.dashboard.enabled else None
+    if accounts is not None:
+        from ferrite.dashboard import web
+
+        web.register(app, config, stats_store, accounts, metrics,
+                     pipeline.plugins.hook.ferrite_client_ip)
     builder = stats_api.RollupBuilder(stats_store, config.stats.rollup_interval_seconds,
                                       sites_of(config).zone) \
         if stats_store is not None and config.stats.rollup_interval_seconds > 0 else None
@@ -118,7 +125,11 @@ def create_app(config: Config, *, pipeline: Pipeline | None = None) -> QuartTrio
         response.headers["Access-Control-Allow-Origin"] = "*"
         return await response.make_conditional(request)
 
-    if edge.static_dir is None:
+    if edge.static_dir is None and accounts is not None:
+        @app.get("/")
+        async def root_page() -> Response:
+            return Response("", status=302, headers={"Location": "/dashboard/"})
+    elif edge.static_dir is None:
         @app.get("/")
         async def root_page() -> Response:
             """Someone opened the server's address in a browser: say what answers here."""
@@ -182,6 +193,14 @@ def create_app(config: Config, *, pipeline: Pipeline | None = None) -> QuartTrio
         app.logger.error("unexpected %s on %s", type(error).__name__, request.path)
         return json_response({"error": "internal error; it was logged", "field": ""}, 500)
 
+    # Who may call each route (the dashboard's own routes add theirs when registered);
+    # tests/test_dashboard_auth.py fails for a route without a decision.
+    app.extensions.setdefault("ferrite_access", {}).update(
+        {"tracker_script": "public", "root_page": "public", "static_page": "public",
+         "healthz": "public", "readyz": "public", "prometheus": "public",
+         **{name: "api-key" for name in ("query_v2", "stats_v1_realtime_visitors",
+                                         "stats_v1_aggregate", "stats_v1_timeseries",
+                                         "stats_v1_breakdown")}})
     # The hit routes skip Quart's request machinery: see ferrite.edge.hits.
     app.asgi_app = HitEndpoints(app.asgi_app, edge=edge, sites=sites_of(config), stream=stream,  # type: ignore[method-assign]
                                 metrics=metrics, pixel=PIXEL)

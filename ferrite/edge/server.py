@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 import tempfile
+from datetime import timedelta
 from functools import partial
 from typing import TextIO
 
@@ -83,9 +84,30 @@ def banner(config: Config, url: str, out: TextIO) -> None:
         "  testing:  hits from localhost, headless or automated browsers and tools such as",
         "            curl are not counted; ferrite serve --debug logs why each was discarded",
     ]
+    lines.append(dashboard_line(config, plugins, url))
     if config.edge.static_dir:
         lines.append(f"  pages:    {url}/ from {os.path.abspath(config.edge.static_dir)}")
     print("\n".join(lines), file=out, flush=True)
+
+
+def dashboard_line(config: Config, plugins: Plugins, url: str) -> str:
+    """Where the dashboard is; on a first run without users, the one-time setup link."""
+    if not config.dashboard.enabled:
+        return "  dashboard: off ([dashboard] enabled = false)"
+    accounts = plugins.hook.ferrite_account_store()
+    if accounts is None or not (config.stats.enabled and plugins.hook.ferrite_stats_store()):
+        return "  dashboard: off (needs [stats] enabled and a storage plugin such as sqlite)"
+    from ferrite.accounts.service import setup_token
+
+    hours = config.dashboard.setup_link_hours
+    token = setup_token(accounts, timedelta(hours=hours))
+    if token is None:
+        return f"  dashboard: {url}/dashboard/"
+    return (f"  dashboard: {url}/dashboard/\n"
+            f"  set up:   {url}/setup/{token}\n"
+            f"            (no user yet: this one-time link creates the first admin; it "
+            f"expires in {hours:g} h;\n            or run `ferrite users add EMAIL --role "
+            f"admin`)")
 
 
 async def serve(config: Config, *, out: TextIO = sys.stdout,

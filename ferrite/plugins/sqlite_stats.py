@@ -482,6 +482,18 @@ FROM per_session {'GROUP BY ' + ', '.join(ks) if ks else ''}"""
                     progress(s, day)
         return built
 
+    def prop_keys(self, site: str, start: datetime, end: datetime,
+                  limit: int = 20) -> list[str]:
+        if not self._events_exist():
+            return []
+        with self._reader() as conn:
+            rows = conn.execute(
+                f"SELECT j.key, count(*) AS n FROM {_q(self.table)} AS e, json_each(e.props) "
+                f"AS j WHERE e.site = ? AND e.ts >= ? AND e.ts < ? AND e.props IS NOT NULL "
+                f"GROUP BY j.key ORDER BY n DESC, j.key LIMIT ?",
+                (site, _iso(start), _iso(end), limit)).fetchall()
+        return [r[0] for r in rows]
+
     def sites(self) -> list[str]:
         if not self._events_exist():
             return []

@@ -121,6 +121,12 @@ class Engine:
         builder = getattr(self.store, "build", None)
         return builder(zone=self.sites.zone, **kwargs) if builder is not None else 0
 
+    def prop_keys(self, site: str, period: Period, limit: int = 20) -> list[str]:
+        """The custom-event prop keys seen in the period, most used first (for the
+        dashboard's props panels); a store without `prop_keys` has none to offer."""
+        finder = getattr(self.store, "prop_keys", None)
+        return finder(site, period.start, period.end, limit) if finder is not None else []
+
     # --- planning ---------------------------------------------------------------------
 
     def plan(self, body: QueryBody | dict[str, Any], *, now: datetime | None = None,

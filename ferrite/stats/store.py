@@ -158,3 +158,6 @@ class StatsStore(Protocol):
 
     def close(self) -> None: ...
 
+    # Optional: `prop_keys(site, start, end, limit) -> list[str]`, the prop keys of the
+    # range's events, most used first (the dashboard's props panels).
+
