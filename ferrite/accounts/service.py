@@ -72,7 +72,7 @@ def new_user(email: str, password: str, role: str = "viewer",
         raise AccountError(str(exc), "password") from None
     return User(id=secrets.token_hex(8), email=check_email(email), password_hash=hashed,
                 role=check_role(role), sites=check_sites(list(sites)),
-                created=datetime.now(UTC))
+                created=datetime.now(UTC).replace(microsecond=0))
 
 
 def add_user(store: AccountStore, email: str, password: str, role: str = "viewer",
@@ -118,6 +118,6 @@ def create_share(store: AccountStore, site: str, name: str = "",
             raise AccountError(str(exc), "password") from None
     token = secrets.token_urlsafe(24)
     share = Share(id=secrets.token_hex(6), site=site_name(site), token_hash=token_hash(token),
-                  password_hash=hashed, name=name.strip()[:200], created=datetime.now(UTC))
+                  password_hash=hashed, name=name.strip()[:200], created=datetime.now(UTC).replace(microsecond=0))
     store.add_share(share)
     return token, share

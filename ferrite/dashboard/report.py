@@ -64,9 +64,15 @@ def panels(engine: Engine, site: str, period: Period | None = None) -> list[Pane
     out.append(EVENTS_PANEL)
     if period is not None:
         for prop in engine.prop_keys(site, period):
-            out.append(PanelSpec(f"props:{prop}", f"Prop: {prop}", f"event:props:{prop}",
-                                 prop, ("visitors", "events")))
+            out.append(props_panel(prop))
     return out
+
+
+def props_panel(prop: str) -> PanelSpec:
+    """A custom-event prop's values (pageviews, which rarely carry it, left out)."""
+    return PanelSpec(f"props:{prop}", f"Prop: {prop}", f"event:props:{prop}", prop,
+                     ("visitors", "events"), extra_filters=(("is_not", "event:name",
+                                                             "pageview"),))
 
 
 def find_panel(engine: Engine, site: str, key: str, period: Period) -> PanelSpec:
@@ -74,8 +80,7 @@ def find_panel(engine: Engine, site: str, key: str, period: Period) -> PanelSpec
         prop = key.removeprefix("props:")
         if not prop or len(prop) > 300:
             raise ViewError("panel", "props:KEY needs a prop key")
-        return PanelSpec(key, f"Prop: {prop}", f"event:props:{prop}", prop,
-                         ("visitors", "events"))
+        return props_panel(prop)
     for spec in panels(engine, site):
         if spec.key == key:
             return spec

@@ -54,7 +54,7 @@ def create_app(config: Config, *, pipeline: Pipeline | None = None) -> QuartTrio
     script = resources.files("ferrite.edge").joinpath("static/script.js").read_bytes()
     script_etag = hashlib.sha256(script).hexdigest()[:20]
 
-    app = QuartTrio("ferrite")
+    app = QuartTrio("ferrite", static_folder=None)
     # quart-trio cancels its nursery, after_serving included, when shutdown starts, unless
     # given a deadline; the writer needs time to drain, and stop() shields itself anyway.
     app.config.update(MAX_CONTENT_LENGTH=edge.max_body_bytes, BODY_TIMEOUT=edge.read_timeout,
