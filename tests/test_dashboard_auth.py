@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from ferrite.stats import keys as api_keys
 
 from .dashboard_helpers import csrf_of, dashboard, log_in
@@ -101,7 +99,7 @@ async def test_an_admin_reaches_every_site_and_admin_page(tmp_path):
         client = dash.client()
         await log_in(client, "admin@example.com")
         for site in ("a.example", "b.example"):
-            for rule, methods in routes(dash.app, "site"):
+            for rule, _ in routes(dash.app, "site"):
                 assert (await client.get(concrete(rule.rule, site, ""))).status_code == 200
         assert (await client.get("/dashboard/keys")).status_code == 200
         assert (await client.get("/dashboard/b.example/settings")).status_code == 200

@@ -118,6 +118,7 @@ def create_share(store: AccountStore, site: str, name: str = "",
             raise AccountError(str(exc), "password") from None
     token = secrets.token_urlsafe(24)
     share = Share(id=secrets.token_hex(6), site=site_name(site), token_hash=token_hash(token),
-                  password_hash=hashed, name=name.strip()[:200], created=datetime.now(UTC).replace(microsecond=0))
+                  password_hash=hashed, name=name.strip()[:200],
+                  created=datetime.now(UTC).replace(microsecond=0))
     store.add_share(share)
     return token, share
