@@ -10,6 +10,8 @@ import pytest
 from ferrite.core import hookspecs
 from ferrite.core.config import PipelineTable
 from ferrite.core.manager import BUILTINS, Plugins, find_plugin
+from ferrite.core.sites import SiteEntry
+from ferrite.dashboard.settings import DashboardTable
 from ferrite.edge.settings import EdgeTable
 from ferrite.ingest.settings import IngestTable
 from ferrite.stats.settings import StatsTable
@@ -59,7 +61,9 @@ def section(table: str) -> str:
 
 @pytest.mark.parametrize(("table", "model"), [("pipeline", PipelineTable), ("edge", EdgeTable),
                                               ("ingest", IngestTable),
-                                              ("stats", StatsTable)])
+                                              ("stats", StatsTable),
+                                              ("dashboard", DashboardTable),
+                                              ("sites", SiteEntry)])
 def test_top_level_keys_are_documented(table, model):
     text = section(table)
     documented = set(re.findall(r"^\| `(\w+)` \|", text, re.MULTILINE))

@@ -71,8 +71,21 @@ def test_the_banner_names_the_one_configured_site(tmp_path):
     assert f'<img src="{server.url}/p.gif?d=shop.example"' in text
 
 
-def test_the_root_url_says_what_answers_there(tmp_path):
+def test_the_root_url_leads_to_the_dashboard(tmp_path):
     with ferrite_serve(tmp_path) as server, client(server) as http:
+        root = http.get("/")
+        assert root.status_code == 302 and root.headers["Location"] == "/dashboard/"
+        assert http.get("/dashboard/").headers["Location"] == "/login?next=/dashboard/"
+
+
+def test_the_root_url_says_what_answers_there(tmp_path):
+    config = "[dashboard]\nenabled = false\n"
+    with ferrite_serve(tmp_path, config=config) as server, client(server) as http:
+        line = ""
+        while "dashboard:" not in line:
+            line = server.process.stdout.readline()
+        assert "dashboard: off ([dashboard] enabled = false)" in line
+        assert http.get("/dashboard/").status_code == 404
         page = http.get("/")
         assert page.status_code == 200
         assert "Ferrite is running" in page.text

@@ -71,6 +71,7 @@
     }
     holder.textContent = "";
     plot = new uPlot(options(), values, holder);
+    if (window.performance && performance.mark) performance.mark("ferrite-chart");
     var last = holder.clientWidth;
     window.addEventListener("resize", function () {
       if (holder.clientWidth !== last) {
