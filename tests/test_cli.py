@@ -20,8 +20,8 @@ def test_plugins_lists_the_chain_in_stage_order(in_tmp):
     names = [line.split()[1] for line in out.stdout.splitlines() if line[:3].strip().endswith(".")]
     assert names == ["client_ip", "session", "referrer", "sqlite"]
     assert "built-in (ferrite.plugins.sqlite)" in out.stdout
-    assert "hooks: ferrite_account_store, ferrite_shutdown, ferrite_startup, ferrite_stats_store, ferrite_write" \
-        in out.stdout
+    assert ("hooks: ferrite_account_store, ferrite_shutdown, ferrite_startup, "
+            "ferrite_stats_store, ferrite_write") in out.stdout
 
 
 def test_plugins_json(in_tmp):

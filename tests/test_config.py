@@ -66,7 +66,8 @@ def test_invalid_toml_names_the_file_and_line(tmp_path):
 def test_unknown_top_level_table_lists_valid_ones(tmp_path):
     path = write(tmp_path, GOOD + "\n[pipline]\nx = 1\n")
     with pytest.raises(ConfigError, match="unknown table or key 'pipline'.*valid top-level "
-                                          "tables: dashboard, edge, ingest, pipeline, plugins, sites, stats"):
+                                          "tables: dashboard, edge, ingest, pipeline, "
+                                          "plugins, sites, stats"):
         load_config(path)
 
 

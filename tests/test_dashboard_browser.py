@@ -8,6 +8,7 @@ import json
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -246,7 +247,7 @@ def test_csv_download(server, context):
         page.click('[data-panel="pages"] h2 a')
     download = info.value
     assert download.suggested_filename == "a.example-pages.csv"
-    lines = open(download.path(), encoding="utf-8").read().splitlines()
+    lines = Path(download.path()).read_text(encoding="utf-8").splitlines()
     assert lines[0] == "Page,visitors,pageviews"
     answer = api(server, {"site_id": "a.example", "metrics": ["visitors", "pageviews"],
                           "date_range": "7d", "dimensions": ["event:page"]})
