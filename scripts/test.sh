@@ -8,7 +8,8 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { echo "Ferrite needs Python 3.11 or newer for python3" >&2; exit 1; }
 
 # Real components the tests drive: libfaketime moves a real server across midnight;
-# Debian's Chromium runs the tracker; Node.js and npm rebuild it to check the committed file.
+# Debian's Chromium runs the tracker and the dashboard; Node.js and npm rebuild their committed
+# files to check them.
 missing=()
 command -v faketime >/dev/null || missing+=(faketime)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
@@ -20,6 +21,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 [ -d tracker/node_modules ] || npm ci --prefix tracker --no-audit --no-fund --silent
+# uPlot (the dashboard's chart) and terser, pinned, to check the committed dashboard build
+[ -d dashboard-ui/node_modules ] || npm ci --prefix dashboard-ui --no-audit --no-fund --silent
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
