@@ -11,6 +11,7 @@ from importlib import metadata
 from ferrite.core.config import load_config
 from ferrite.core.errors import FerriteError
 from ferrite.core.manager import STAGES, LoadedPlugin, Plugins
+from ferrite.core.sites import sites_of
 
 
 def _stage_name(plugin: LoadedPlugin) -> str:
@@ -48,6 +49,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     plugins = Plugins(load_config(args.config))
+    sites_of(plugins.config)  # [sites] and its older spellings must not both be used
     names = ", ".join(p.name for p in plugins.in_stage_order())
     default = " (the default chain: [pipeline] plugins is not set)" \
         if plugins.config.default_chain else ""

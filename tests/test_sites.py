@@ -47,3 +47,13 @@ def test_both_spellings_are_an_error() -> None:
 def test_bad_sites_are_named(data: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(data=data)
+
+
+def test_check_reports_both_spellings(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "ferrite.toml").write_text('[sites."a.example"]\n[edge]\nsites = ["b.example"]\n')
+    out = subprocess.run([sys.executable, "-m", "ferrite", "check"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "keep only [sites]" in out.stderr
