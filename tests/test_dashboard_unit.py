@@ -256,3 +256,26 @@ async def test_exports(tmp_path):
         assert visitors[1].startswith("2026-03-01,2,2,3")
         bad = await client.get(f"/dashboard/a.example/export.csv{query}&panel=nope")
         assert bad.status_code == 400 and "unknown panel" in await bad.get_data(as_text=True)
+
+
+async def test_overview_counts_today_once_and_enricher_columns_get_panels(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
+    if now.hour == 0:
+        now += timedelta(hours=1)
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    events = [  # one visitor in two hours of today, another in one
+        event((now - timedelta(hours=1)).strftime(stamp), "s1", "/", site="a.example",
+              extra={"country": "DE"}),
+        event(now.strftime(stamp), "s1", "/x", site="a.example", extra={"country": "DE"}),
+        event(now.strftime(stamp), "s2", "/", site="a.example", extra={"country": "FR"})]
+    async with dashboard(tmp_path, events) as dash:
+        client = dash.client()
+        await log_in(client, "admin@example.com")
+        page = await (await client.get("/dashboard/")).get_data(as_text=True)
+        assert 'data-metric="visitors_today" data-value="2"' in page
+        site = await (await client.get("/dashboard/a.example/?period=day")).get_data(
+            as_text=True)
+        assert 'data-panel="countries"' in site
+        assert 'data-dimension="DE"' in site and 'data-dimension="FR"' in site

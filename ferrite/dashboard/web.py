@@ -329,10 +329,13 @@ def register(app: QuartTrio, config: Config, stats: StatsStore, accounts: Accoun
         names = await blocking(lambda: site_list(who))
 
         async def one(site: str, out: dict[str, Any]) -> None:
-            answer = await blocking(lambda: engine.answer(report.visitors_today_body(site)))
-            values = {r.dimensions[0]: r.metrics[0] for r in answer.rows}
-            series = [values.get(t, 0) for t in answer.meta.get("time_labels", [])]
-            out[site] = {"site": site, "today": sum(series),
+            # a visitor seen in two hours is one visitor today: the total is its own query
+            hourly = await blocking(lambda: engine.answer(report.visitors_today_body(site)))
+            total = await blocking(lambda: engine.answer(
+                {"site_id": site, "metrics": ["visitors"], "date_range": "day"}))
+            values = {r.dimensions[0]: r.metrics[0] for r in hourly.rows}
+            series = [values.get(t, 0) for t in hourly.meta.get("time_labels", [])]
+            out[site] = {"site": site, "today": total.rows[0].metrics[0] if total.rows else 0,
                          "spark": sparkline(series)}
         found: dict[str, Any] = {}
         async with trio.open_nursery() as nursery:
