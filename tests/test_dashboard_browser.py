@@ -342,18 +342,23 @@ def test_hostile_event_data_renders_as_text(server, context):
     panels = page.locator("[data-panel]")
     names = {panels.nth(i).get_attribute("data-panel") for i in range(panels.count())}
     assert {"pages", "entry_pages", "exit_pages", "sources", "referrers", "utm_sources",
-            "utm_mediums", "utm_campaigns", "browsers", "os", "events", "props"} <= names
+            "utm_mediums", "utm_campaigns", "browsers", "os", "events", "prop_keys"} <= names
     for panel in ("pages", "entry_pages", "exit_pages", "referrers", "utm_sources",
                   "utm_mediums", "utm_campaigns", "browsers", "os", "events"):
         text = page.locator(f'[data-panel="{panel}"]').inner_text()
         assert any(p.strip("/") in text for p in XSS), panel
-    prop_panels = page.locator('[data-panel="props"]')
-    assert any(XSS[0] == prop_panels.nth(i).get_attribute("data-prop")
-               for i in range(prop_panels.count()))
+    keys = page.locator('[data-panel="prop_keys"] a')
+    assert XSS[0] in keys.all_inner_texts()
+    keys.get_by_text(XSS[0], exact=True).click()  # the prop's values, on demand
+    page.wait_for_url(re.compile(r"prop="))
+    props = page.locator('[data-panel="props"]')
+    assert props.get_attribute("data-prop") == XSS[0]
+    assert XSS[0] in props.locator("tbody").inner_text()  # its values, as text
+    assert page.evaluate("window.__xss") is None
     # filtering by a payload puts it in a chip and the URL, still as text
     page.locator('[data-panel="events"] a').get_by_text(XSS[1], exact=True).click()
     page.wait_for_url(re.compile(r"f=event%3Agoal"))
-    assert XSS[1] in page.locator(".chips").inner_text()
+    assert XSS[1] in page.locator('.chips[aria-label="Active filters"]').inner_text()
     assert page.evaluate("window.__xss") is None
     assert page.locator("img[src=x], svg[onload], script:not([src]):not([type])").count() == 0
     assert not seen["dialogs"], seen["dialogs"]

@@ -279,3 +279,21 @@ async def test_overview_counts_today_once_and_enricher_columns_get_panels(tmp_pa
             as_text=True)
         assert 'data-panel="countries"' in site
         assert 'data-dimension="DE"' in site and 'data-dimension="FR"' in site
+
+
+async def test_a_view_too_slow_to_count_still_answers(tmp_path):
+    """Parts not counted in time show as too slow; the page never hangs or drops the
+    connection (the server's read timeout would cut a late answer)."""
+    events = [event(f"2026-03-01T10:{m:02d}:00Z", f"s{m}", f"/{m}", site="a.example")
+              for m in range(60)]
+    async with dashboard(tmp_path, events, stats={"query_timeout_seconds": 1e-6}) as dash:
+        client = dash.client()
+        await log_in(client, "admin@example.com")
+        response = await client.get("/dashboard/a.example/?period=custom&from=2026-03-01"
+                                    "&to=2026-03-01&f=visit:browser==Firefox")
+        assert response.status_code == 200
+        page = await response.get_data(as_text=True)
+        assert "took too long to count" in page and 'data-slow="top' in page
+        assert 'data-metric="visitors" data-value' not in page  # no made-up number
+        bad = await client.get("/dashboard/a.example/?f=visit:nope==x")
+        assert bad.status_code == 400 and "visit:nope" in await bad.get_data(as_text=True)

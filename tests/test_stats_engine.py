@@ -389,3 +389,20 @@ def test_a_new_york_site_is_rolled_up_in_its_own_days(tmp_path):
         assert current_days(eng, "ny.example", "UTC") == []
     finally:
         eng.close()
+
+
+def test_prop_keys_with_quotes_and_backslashes(tmp_path):
+    """Strangers name props too: a key SQLite's JSON paths cannot quote still counts."""
+    db = tmp_path / "q.db"
+    odd = '<img src=x onerror="a\\b">'
+    write(db, [event("2026-03-01T10:00:00Z", "s1", "/", name="E", props={odd: "v1"}),
+               event("2026-03-01T10:05:00Z", "s2", "/", name="E", props={odd: "v2"}),
+               event("2026-03-01T11:00:00Z", "s3", "/")])
+    eng = engine(db)
+    assert run(eng, metrics=["visitors"], dimensions=[f"event:props:{odd}"],
+               date_range=["2026-03-01", "2026-03-01"]) == [
+        (["(not set)"], [1]), (["v1"], [1]), (["v2"], [1])]
+    assert run(eng, metrics=["visitors"], date_range=["2026-03-01", "2026-03-01"],
+               filters=[["is", f"event:props:{odd}", ["v2"]]]) == [([], [1])]
+    assert eng.prop_keys("ex.com", eng.plan({"site_id": "ex.com", "metrics": ["visitors"],
+                                              "date_range": "all"}).period) == [odd]

@@ -27,7 +27,9 @@ class PanelSpec:
     metrics: tuple[str, ...] = ("visitors",)
     #: Clicking a row filters on this dimension (the events panel filters on goals).
     filter_dimension: str | None = None
-    extra_filters: tuple[tuple[str, str, str], ...] = ()
+    #: Rows left out of the panel (pageviews among events, events without a prop). Dropped
+    #: after the query rather than filtered in it, so the query can use the rollups.
+    hidden: tuple[str, ...] = ()
 
 
 BASE_PANELS = (
@@ -47,14 +49,14 @@ BASE_PANELS = (
 )
 EVENTS_PANEL = PanelSpec("events", "Custom events", "event:name", "Event",
                          ("visitors", "events", "conversion_rate"), "event:goal",
-                         (("is_not", "event:name", "pageview"),))
+                         ("pageview",))
 PANEL_NAMES = "pages, entry_pages, exit_pages, sources, referrers, utm_sources, " \
     "utm_mediums, utm_campaigns, browsers, os, devices, events, countries, props:KEY"
 
 
-def panels(engine: Engine, site: str, period: Period | None = None) -> list[PanelSpec]:
-    """Every panel the store can fill: enricher columns (country, ...) and the prop keys
-    seen in the period join the fixed ones."""
+def panels(engine: Engine, site: str, prop: str | None = None) -> list[PanelSpec]:
+    """Every panel the store can fill: enricher columns (country, ...) join the fixed ones,
+    and the chosen prop key's values (no rollup holds props: it is counted on demand)."""
     out = list(BASE_PANELS)
     for column in engine.store.dimensions():
         key = "countries" if column == "country" else column
@@ -62,20 +64,18 @@ def panels(engine: Engine, site: str, period: Period | None = None) -> list[Pane
         out.append(PanelSpec(key, "Countries" if column == "country" else name,
                              f"visit:{column}", name))
     out.append(EVENTS_PANEL)
-    if period is not None:
-        for prop in engine.prop_keys(site, period):
-            out.append(props_panel(prop))
+    if prop:
+        out.append(props_panel(prop))
     return out
 
 
 def props_panel(prop: str) -> PanelSpec:
     """A custom-event prop's values (pageviews, which rarely carry it, left out)."""
     return PanelSpec(f"props:{prop}", f"Prop: {prop}", f"event:props:{prop}", prop,
-                     ("visitors", "events"), extra_filters=(("is_not", "event:name",
-                                                             "pageview"),))
+                     ("visitors", "events"), hidden=("", "(not set)", "(none)"))
 
 
-def find_panel(engine: Engine, site: str, key: str, period: Period) -> PanelSpec:
+def find_panel(engine: Engine, site: str, key: str) -> PanelSpec:
     if key.startswith("props:"):
         prop = key.removeprefix("props:")
         if not prop or len(prop) > 300:
@@ -137,6 +137,9 @@ class Report:
     top: list[dict[str, Any]] = field(default_factory=list)
     chart: dict[str, Any] = field(default_factory=dict)
     panels: list[dict[str, Any]] = field(default_factory=list)
+    prop_keys: list[str] = field(default_factory=list)
+    #: Parts not counted within the page's time budget.
+    slow: list[str] = field(default_factory=list)
 
 
 Job = Callable[[], Any]
@@ -155,6 +158,7 @@ def plan_report(engine: Engine, site: str, view: View,
         raise ViewError("interval", f"hourly charts cover at most {MAX_HOURLY_DAYS} days; "
                         f"choose day, week or month")
     report = Report(site, view, period, interval)
+    report.prop_keys = engine.prop_keys(site, period)
     chart_body = view.body(site, [view.metric], [f"time:{interval}"],
                            comparisons=view.compare != "off")
     chart_body.setdefault("include", {})["time_labels"] = True
@@ -162,26 +166,31 @@ def plan_report(engine: Engine, site: str, view: View,
         "top": lambda: engine.answer(top_body, now=now),
         "chart": lambda: engine.answer(chart_body, now=now),
     }
-    specs = panels(engine, site, period)
+    specs = panels(engine, site, view.prop)
     for spec in specs:
-        body = panel_body(view, site, spec, PANEL_ROWS + 1)
+        body = panel_body(view, site, spec, PANEL_ROWS + 1 + len(spec.hidden))
         jobs[f"panel:{spec.key}"] = lambda body=body: engine.answer(body, now=now)
     report.panels = [{"spec": spec} for spec in specs]
     return report, jobs
 
 
 def panel_body(view: View, site: str, spec: PanelSpec, limit: int) -> dict[str, Any]:
-    extra = [[op, dim, [value]] for op, dim, value in spec.extra_filters]
-    return view.body(site, list(spec.metrics), [spec.dimension], limit=limit,
-                     extra_filters=extra)
+    return view.body(site, list(spec.metrics), [spec.dimension], limit=limit)
+
+
+def visible(spec: PanelSpec, rows: list[Any]) -> list[Any]:
+    return [r for r in rows if r.dimensions[0] not in spec.hidden]
 
 
 def fill_report(report: Report, answers: dict[str, Answer]) -> Report:
+    """Shape the answers; a part missing from `answers` took too long and shows so."""
     view = report.view
-    top = answers["top"]
-    row = top.rows[0] if top.rows else None
+    top = answers.get("top")
+    if top is None:
+        report.slow.append("top")
+    row = top.rows[0] if top is not None and top.rows else None
     for i, metric in enumerate(TOP_METRICS):
-        value = row.metrics[i] if row else 0
+        value = row.metrics[i] if row else (0 if top is not None else None)
         comparison = row.comparison if row else None
         previous = comparison["metrics"][i] if comparison else None
         change = comparison["change"][i] if comparison else None
@@ -192,7 +201,10 @@ def fill_report(report: Report, answers: dict[str, Answer]) -> Report:
             "change_text": _change_text(metric, change),
             "good": _good(metric, change), "href": view.url(metric=metric),
             "selected": metric == view.metric})
-    chart = answers["chart"]
+    chart = answers.get("chart")
+    if chart is None:
+        report.slow.append("chart")
+        chart = Answer(None, [], {})  # type: ignore[arg-type]
     labels = chart.meta.get("time_labels", [])
     values = {r.dimensions[0]: r.metrics[0] for r in chart.rows}
     previous = {r.dimensions[0]: r.comparison["metrics"][0] for r in chart.rows
@@ -204,9 +216,14 @@ def fill_report(report: Report, answers: dict[str, Answer]) -> Report:
     }
     for panel in report.panels:
         spec: PanelSpec = panel["spec"]
-        answer = answers[f"panel:{spec.key}"]
-        panel.update(panel_rows(view, spec, answer.rows[:PANEL_ROWS]))
-        panel["more"] = len(answer.rows) > PANEL_ROWS
+        answer = answers.get(f"panel:{spec.key}")
+        if answer is None:
+            report.slow.append(spec.key)
+            panel.update(panel_rows(view, spec, []), slow=True, more=False)
+            continue
+        rows = visible(spec, answer.rows)
+        panel.update(panel_rows(view, spec, rows[:PANEL_ROWS]), slow=False)
+        panel["more"] = len(rows) > PANEL_ROWS
     return report
 
 

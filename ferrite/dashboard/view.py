@@ -67,6 +67,8 @@ class View:
     metric: str = "visitors"
     interval: str | None = None
     filters: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    #: The custom-event prop key whose values the props panel shows.
+    prop: str | None = None
 
     # --- as a URL ----------------------------------------------------------------------
 
@@ -81,6 +83,8 @@ class View:
         if self.interval:
             out.append(("interval", self.interval))
         out += [("f", f"{dim}=={value}") for dim, value in self.filters]
+        if self.prop:
+            out.append(("prop", self.prop))
         return out
 
     def url(self, **changes: Any) -> str:
@@ -166,4 +170,7 @@ def parse_view(args: Mapping[str, str] | Any, default_period: str = "28d",
             raise ViewError(f"f[{i}]", "a filter is DIMENSION==VALUE, such as "
                             "event:page==/blog")
         filters.append((dim, value))
-    return View(period, start, end, compare, metric, interval, tuple(filters))
+    prop = get("prop") or None
+    if prop is not None and len(prop) > 300:
+        raise ViewError("prop", "a prop key has at most 300 characters")
+    return View(period, start, end, compare, metric, interval, tuple(filters), prop)

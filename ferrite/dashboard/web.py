@@ -76,6 +76,7 @@ def register(app: QuartTrio, config: Config, stats: StatsStore, accounts: Accoun
     settings = config.dashboard
     sites = sites_of(config)
     engine = Engine(config, stats)
+    budget = max(1.0, min(config.stats.query_timeout_seconds, config.edge.read_timeout - 1.5))
     threads = trio.CapacityLimiter(config.stats.query_threads)
     throttle = Throttle(settings.login_attempts, settings.client_login_attempts,
                         settings.login_window_minutes * 60)
@@ -352,20 +353,34 @@ def register(app: QuartTrio, config: Config, stats: StatsStore, accounts: Accoun
         answers: dict[str, Answer] = {}
         current: dict[str, int] = {}
 
+        errors: list[QueryError] = []
+
         async def run(name: str, job: Callable[[], Any]) -> None:
-            answers[name] = await blocking(job)
+            try:
+                answers[name] = await blocking(job)
+            except QueryTimeout:
+                pass  # shown as too slow; the other parts still render
+            except QueryError as exc:
+                errors.append(exc)
 
         async def realtime() -> None:
             current["n"] = await blocking(lambda: realtime_visitors(site))
 
-        async with trio.open_nursery() as nursery:
-            for name, job in jobs.items():
-                nursery.start_soon(run, name, job)
-            nursery.start_soon(realtime)
+        # Answer before the server's read timeout cuts the connection: what is not counted
+        # by then shows as too slow (a filtered view over a long range reads raw events).
+        with trio.move_on_after(budget):
+            async with trio.open_nursery() as nursery:
+                for name, job in jobs.items():
+                    nursery.start_soon(run, name, job)
+                nursery.start_soon(realtime)
+        if errors:
+            raise errors[0]
         report.fill_report(built, answers)
+        if built.slow:
+            metrics.inc("rejected", reason="dashboard_slow")
         return await page(
             "site.html", who=who, site=site, r=built, view=view, base=base,
-            current=current["n"], periods=PERIODS, metrics=METRICS, intervals=INTERVALS,
+            current=current.get("n"), periods=PERIODS, metrics=METRICS, intervals=INTERVALS,
             comparisons=COMPARISONS, filter_label=filter_label,
             refresh=int(settings.realtime_refresh_seconds),
             chart_json=json.dumps(built.chart), shared=who.share is not None)
@@ -398,27 +413,28 @@ def register(app: QuartTrio, config: Config, stats: StatsStore, accounts: Accoun
         return attachment(data, "application/zip", f"{site}-{view.period}.zip")
 
     def panel_csv(site: str, view: Any, key: str) -> str:
-        period = engine.plan(view.body(site, ["visitors"])).period
-        spec = report.find_panel(engine, site, key, period)
+        spec = report.find_panel(engine, site, key)
         answer = engine.answer(report.panel_body(view, site, spec, report.EXPORT_ROWS))
         return rows_csv([spec.column, *spec.metrics],
-                        ([r.dimensions[0], *r.metrics] for r in answer.rows))
+                        ([r.dimensions[0], *r.metrics]
+                         for r in report.visible(spec, answer.rows)))
 
     def period_zip(site: str, view: Any) -> bytes:
-        period = engine.plan(view.body(site, ["visitors"])).period
         out = io.BytesIO()
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
             series = engine.answer(view.body(site, report.TOP_METRICS, ["time:day"]))
             archive.writestr("visitors.csv", rows_csv(
                 ["date", *report.TOP_METRICS], ([*r.dimensions, *r.metrics]
                                                  for r in series.rows)))
-            for spec in report.panels(engine, site, period):
+            for spec in report.panels(engine, site, view.prop):
                 answer = engine.answer(report.panel_body(view, site, spec,
                                                          report.EXPORT_ROWS))
-                name = spec.key.replace(":", "-").replace("/", "_")
+                name = "".join(c if c.isalnum() or c in "._-" else "_"
+                               for c in spec.key.replace(":", "-"))[:100]
                 archive.writestr(f"{name}.csv", rows_csv(
                     [spec.column, *spec.metrics],
-                    ([r.dimensions[0], *r.metrics] for r in answer.rows)))
+                    ([r.dimensions[0], *r.metrics]
+                     for r in report.visible(spec, answer.rows))))
         return out.getvalue()
 
     # --- shared links ---------------------------------------------------------------------

@@ -419,7 +419,13 @@ FROM per_session {'GROUP BY ' + ', '.join(ks) if ks else ''}"""
         if dim == "visit:exit_page":
             return "exit_page"
         if dim.startswith(PROPS):
-            params.append("$." + json.dumps(dim[len(PROPS):]))
+            key = dim[len(PROPS):]
+            if '"' in key or "\\" in key:
+                # SQLite's JSON paths cannot quote these characters: look the key up
+                params.append(key)
+                return (f"coalesce((SELECT value FROM json_each(props) WHERE key = "
+                        f"?{len(params)}), '')")
+            params.append("$." + json.dumps(key))
             return f"coalesce(json_extract(props, ?{len(params)}), '')"
         if dim in VISIT_COLUMNS:
             return _q("v_" + VISIT_COLUMNS[dim])
