@@ -363,3 +363,37 @@ def test_hostile_event_data_renders_as_text(server, context):
     assert page.locator("img[src=x], svg[onload], script:not([src]):not([type])").count() == 0
     assert not seen["dialogs"], seen["dialogs"]
     assert not [e for e in seen["errors"] if "Content Security Policy" not in e]
+
+
+def test_phone_width_dark_mode_and_keyboard(server, browser):
+    admin(server)
+    phone = browser.new_context(user_agent=DESKTOP_CHROME, color_scheme="dark",
+                                viewport={"width": 360, "height": 740})
+    try:
+        page = phone.new_page()
+        log_in(page, server)
+        page.goto(server.url + "/dashboard/a.example/?period=7d")
+        page.wait_for_selector("#chart canvas")
+        # nothing wider than a phone: no sideways scrolling
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        dark = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        light_page = browser.new_context(color_scheme="light").new_page()
+        light_page.goto(server.url + "/login")
+        light = light_page.evaluate("getComputedStyle(document.body).backgroundColor")
+        light_page.context.close()
+        assert dark != light and dark == "rgb(17, 19, 24)"
+        # from the keyboard alone: skip link first, then reach a page row and filter by it
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.className") == "skip"
+        target = page.locator('[data-panel="pages"] a:text-is("/blog")')
+        for _ in range(200):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.textContent") == "/blog" and \
+                    target.evaluate("(el) => el === document.activeElement"):
+                break
+        else:
+            pytest.fail("Tab never reached the /blog row")
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r"f=event%3Apage%3D%3D%2Fblog"))
+    finally:
+        phone.close()

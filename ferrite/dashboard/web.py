@@ -253,6 +253,8 @@ def register(app: QuartTrio, config: Config, stats: StatsStore, accounts: Accoun
     async def login(who: Principal | None) -> Response:
         next_url = safe_next(request.args.get("next"))
         if request.method == "GET":
+            if await principal() is not None:  # already logged in: go where they meant to
+                return redirect(next_url)
             return await page("login.html", next=next_url, error="", email="")
         form = await request.form
         email = (form.get("email") or "").strip()[:320]
@@ -279,6 +281,7 @@ def register(app: QuartTrio, config: Config, stats: StatsStore, accounts: Accoun
     async def logged_in(user: Any, next_url: str) -> Response:
         k = await keys()
         cookie, _ = await blocking(lambda: k.start_session(accounts, user))
+        await blocking(lambda: accounts.purge_sessions(datetime.now(UTC)))  # forget stale
         response = redirect(next_url)
         response.set_cookie(SESSION_COOKIE, cookie, **cookie_options(
             secure(), int(settings.session_hours * 3600)))

@@ -73,9 +73,14 @@ def register(app: QuartTrio, config: Config, store: StatsStore, metrics: Metrics
                               f"{', '.join(record.sites)}", "site_id", "stats_forbidden")
         return record
 
+    # hypercorn drops a connection that stays silent for [edge] read_timeout, even while
+    # the app is still counting: answer 503 before that rather than an empty response.
+    budget = max(0.5, min(settings.query_timeout_seconds, config.edge.read_timeout - 1.0))
+
     async def answer(endpoint: str, work: Callable[[], Any]) -> Response:
         try:
-            result = await work()
+            with trio.fail_after(budget):
+                result = await work()
         except Refused as refused:
             metrics.inc("rejected", reason=refused.reason)
             metrics.inc("stats_requests", endpoint=endpoint, status=str(refused.status))
@@ -85,12 +90,12 @@ def register(app: QuartTrio, config: Config, store: StatsStore, metrics: Metrics
             metrics.inc("rejected", reason="stats_bad_query")
             metrics.inc("stats_requests", endpoint=endpoint, status="400")
             return _json({"error": str(exc), "field": exc.field}, 400)
-        except QueryTimeout:
+        except (QueryTimeout, trio.TooSlowError):
             metrics.inc("rejected", reason="stats_timeout")
             metrics.inc("stats_requests", endpoint=endpoint, status="503")
-            return _json({"error": f"the query took longer than "
-                          f"{settings.query_timeout_seconds:g} s ([stats] "
-                          f"query_timeout_seconds); narrow its date range or filters",
+            return _json({"error": f"the query took longer than {budget:g} s ([stats] "
+                          f"query_timeout_seconds, and under [edge] read_timeout); narrow "
+                          f"its date range or filters",
                           "field": "date_range"}, 503, **{"Retry-After": "5"})
         metrics.inc("stats_requests", endpoint=endpoint, status="200")
         return _json(result)
