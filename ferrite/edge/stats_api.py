@@ -75,7 +75,7 @@ def register(app: QuartTrio, config: Config, store: StatsStore, metrics: Metrics
 
     # hypercorn drops a connection that stays silent for [edge] read_timeout, even while
     # the app is still counting: answer 503 before that rather than an empty response.
-    budget = max(0.5, min(settings.query_timeout_seconds, config.edge.read_timeout - 1.0))
+    budget = min(settings.query_timeout_seconds, max(0.5, config.edge.read_timeout - 1.0))
 
     async def answer(endpoint: str, work: Callable[[], Any]) -> Response:
         try:
