@@ -3,6 +3,7 @@ random order, in several batches, with replays, before and after the rollups are
 
 from __future__ import annotations
 
+import os
 import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -103,10 +104,26 @@ CASES = [
     (None, lambda e, a: (), [["or", [["is", "event:name", ["click"]],
                                      ["matches", "event:page", ["^/b"]]]]],
      lambda e, a: e.name == "click" or e.path.startswith("/b")),
+    # visit attributes as filters: the store keeps only the (day, session)s where some
+    # event could pass before rebuilding visits, which must change nothing
+    ("event:page", lambda e, a: page(e.path), [["is", "visit:browser", ["Firefox"]]],
+     lambda e, a: a["browser"] == "Firefox"),
+    ("visit:browser", lambda e, a: a["browser"],
+     [["is", "visit:entry_page", ["/a"]], ["contains", "event:page", ["/"]]],
+     lambda e, a: a["entry"] == "/a"),
+    ("visit:source", lambda e, a: a["source"],  # met by two different events of a visit
+     [["is", "visit:entry_page", ["/"]], ["is", "event:page", ["/a"]]],
+     lambda e, a: a["entry"] == "/" and page(e.path) == "/a"),
+    (None, lambda e, a: (), [["or", [["is", "visit:source", ["Google"]],
+                                     ["is", "event:name", ["click"]]]]],
+     lambda e, a: a["source"] == "Google" or e.name == "click"),
+    ("time:day", lambda e, a: e.ts.astimezone(a["zone"]).date().isoformat(),
+     [["is", "visit:source", ["Twitter"]], ["not", ["is", "event:name", ["click"]]]],
+     lambda e, a: a["source"] == "Twitter" and e.name != "click"),
 ]
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=int(os.environ.get("FERRITE_PROPERTY_EXAMPLES", "40")), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(drawn=events(), seed=st.integers(0, 2**32), replays=st.integers(0, 10),
        zone=st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata"]))

@@ -311,7 +311,9 @@ class SqliteStats:
         keys = [self._dimension_sql(d, request.buckets, params) for d in request.dimensions]
         where = self._filter_sql(request.filter, params) if request.filter else "1"
         need = self._needs(request.dimensions, request.filter)
-        sql = self._visits_cte(need, _day_key(request.buckets, params)) + \
+        day = _day_key(request.buckets, params)
+        keep = self._necessary_sql(request.filter, params, day) if request.filter else None
+        sql = self._visits_cte(need, day, keep) + \
             self._grouping_sql(keys, where)
         # the site and the range are the first three placeholders (in the CTE)
         return {tuple(str(v) if v is not None else "" for v in row[:len(keys)]):
@@ -334,17 +336,15 @@ class SqliteStats:
         return need
 
     def _visits_cte(self, need: set[str] | None = None,
-                    day: str = "substr(e.ts, 1, 10)") -> str:
+                    day: str = "substr(e.ts, 1, 10)", keep: str | None = None) -> str:
         """Events of the range with their visit number and their visit's attributes;
         `need` limits the columns carried (None: all of them). `day` is the key a visit
-        and a visitor never cross: the UTC day, and the site's local day if not UTC."""
-        extras = {f"x_{c}": f"e.{_q(c)}" for c in self._extra or ()}
-        columns = {"page": PAGE, "props": "e.props", "src": SOURCE,
-                   "channel": "coalesce(e.source, '')", "ref": REFERRER,
-                   **{c: f"coalesce(e.{c}, '')" for c in
-                      ("utm_source", "utm_medium", "utm_campaign", "browser", "os", "device")},
-                   **extras}
-        visit = [*VISIT_COLUMNS.values(), *extras]
+        and a visitor never cross: the UTC day, and the site's local day if not UTC.
+        `keep` (an event-level condition, see `_necessary_sql`) limits the window passes
+        to the (day, session)s where some event meets it: whole partitions are kept or
+        left out, so every kept visit is rebuilt exactly as without it."""
+        columns = self._event_expressions()
+        visit = [*VISIT_COLUMNS.values(), *(c for c in columns if c.startswith("x_"))]
         if need is None:
             need = {*columns, "entry_page", "exit_page"}
         event_cols = "".join(f", {expr} AS {_q(name)}" for name, expr in columns.items()
@@ -355,12 +355,14 @@ class SqliteStats:
         if "exit_page" in need:
             window.append("last_value(page) OVER vw AS exit_page")
         window_cols = "".join(f"{w}, " for w in window)
+        # the day key is kept as `day`: the key a kept (day, session) is matched on
+        kept = "" if keep is None else f"\n    AND ({day}, e.session) IN ({keep})"
         return f"""
 WITH ev AS (
   SELECT e.id, e.ts, {day} AS day, e.session, e.name,
     CAST(round(julianday(e.ts) * 86400000.0) AS INTEGER) - {UNIX_EPOCH_MS} AS ms
     {event_cols}
-  FROM {_q(self.table)} e WHERE e.site = ?1 AND e.ts >= ?2 AND e.ts < ?3
+  FROM {_q(self.table)} e WHERE e.site = ?1 AND e.ts >= ?2 AND e.ts < ?3{kept}
 ),
 mk AS (
   SELECT *, CASE WHEN ms - lag(ms) OVER w <= {GAP_MS} THEN 0 ELSE 1 END AS brk
@@ -377,6 +379,16 @@ x AS (
   FROM vn WINDOW vw AS (PARTITION BY day, session, vno ORDER BY ms, id
                         ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 )"""
+
+    def _event_expressions(self) -> dict[str, str]:
+        """Each event column the visits CTE can carry, as an expression over the events
+        table `e`."""
+        extras = {f"x_{c}": f"e.{_q(c)}" for c in self._extra or ()}
+        return {"page": PAGE, "props": "e.props", "src": SOURCE,
+                "channel": "coalesce(e.source, '')", "ref": REFERRER,
+                **{c: f"coalesce(e.{c}, '')" for c in
+                   ("utm_source", "utm_medium", "utm_campaign", "browser", "os", "device")},
+                **extras}
 
     @staticmethod
     def _grouping_sql(keys: list[str], where: str, source: str = "x") -> str:
@@ -409,15 +421,25 @@ FROM per_session {'GROUP BY ' + ', '.join(ks) if ks else ''}"""
                     "time:month": f"substr({local}, 1, 7) || '-01'"}[dim]
         return self._column(dim, params)
 
-    def _column(self, dim: str, params: list[Any]) -> str:
+    def _column(self, dim: str, params: list[Any], event_level: bool = False) -> str:
+        """The column of `dim` in the visits CTE; `event_level`: in its events, where a
+        visit attribute is still each event's own value."""
+        if event_level and not dim.startswith(PROPS):
+            if dim in ("event:page", "visit:entry_page", "visit:exit_page"):
+                return PAGE
+            if dim == "event:name":
+                return "e.name"
+            name = VISIT_COLUMNS.get(dim) or "x_" + dim.removeprefix("visit:")
+            expressions = self._event_expressions()
+            if name not in expressions:
+                raise ValueError(f"the sqlite store cannot filter on {dim!r}")
+            return expressions[name]
         if dim == "event:page":
             return "page"
         if dim == "event:name":
             return "name"
-        if dim == "visit:entry_page":
-            return "entry_page"
-        if dim == "visit:exit_page":
-            return "exit_page"
+        if dim in ("visit:entry_page", "visit:exit_page"):
+            return dim.removeprefix("visit:")
         if dim.startswith(PROPS):
             key = dim[len(PROPS):]
             if '"' in key or "\\" in key:
@@ -434,6 +456,32 @@ FROM per_session {'GROUP BY ' + ', '.join(ks) if ks else ''}"""
             return f"coalesce({_q('v_x_' + column)}, '')"
         raise ValueError(f"the sqlite store cannot group by {dim!r}")
 
+    def _necessary_sql(self, flt: Filter, params: list[Any], day: str) -> str | None:
+        """A query of the (day, session)s that hold every event passing `flt` (read from
+        the events table, with `day` the visits' day key), or None when it cannot narrow
+        them. A visit attribute is its first
+        event's value, so `visit:X is V` needs an event with X = V in the partition; an
+        event-level condition needs that event itself; `and` intersects (each condition
+        may be met by another event), `or` unites. Negations narrow nothing."""
+        if isinstance(flt, Logic):
+            parts = [self._necessary_sql(c, params, day) for c in flt.children]
+            if flt.op == "and":
+                known = [p for p in parts if p is not None]
+                joiner = " INTERSECT "
+            elif None in parts:
+                return None
+            else:
+                known = [p for p in parts if p is not None]
+                joiner = " UNION "
+            if not known:
+                return None
+            return joiner.join(f"SELECT * FROM ({p})" for p in known)
+        if isinstance(flt, Not) or flt.negated:
+            return None
+        return (f"SELECT {day}, e.session FROM {_q(self.table)} e WHERE e.site = ?1 AND "
+                f"e.ts >= ?2 AND e.ts < ?3 AND "
+                f"{self._condition_sql(flt, params, event_level=True)}")
+
     def _filter_sql(self, flt: Filter, params: list[Any]) -> str:
         if isinstance(flt, Logic):
             joiner = " AND " if flt.op == "and" else " OR "
@@ -442,8 +490,8 @@ FROM per_session {'GROUP BY ' + ', '.join(ks) if ks else ''}"""
             return f"NOT ({self._filter_sql(flt.child, params)})"
         return self._condition_sql(flt, params)
 
-    def _condition_sql(self, c: Condition, params: list[Any]) -> str:
-        col = f"coalesce({self._column(c.dimension, params)}, '')"
+    def _condition_sql(self, c: Condition, params: list[Any], event_level: bool = False) -> str:
+        col = f"coalesce({self._column(c.dimension, params, event_level)}, '')"
 
         def p(value: str) -> str:
             params.append(value)
