@@ -50,6 +50,32 @@ TIMING = """() => {
 }"""
 
 
+def engine_parts(folder: Path, filters: tuple[tuple[str, str], ...], rounds: int) -> None:
+    """Each engine call of a site page, one at a time in this process (medians)."""
+    from ferrite.dashboard import report
+    from ferrite.dashboard.view import View
+
+    config = load_config(data={"plugins": {"sqlite": {"path": str(folder / "ferrite.db")}},
+                               "sites": {SITE: {}}})
+    engine = Engine(config)
+    times: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        started = time.perf_counter()
+        _, jobs = report.plan_report(engine, SITE, View("28d", filters=filters))
+        times.setdefault("(plan, prop keys)", []).append(time.perf_counter() - started)
+        for name, job in jobs.items():
+            started = time.perf_counter()
+            job()
+            times.setdefault(name, []).append(time.perf_counter() - started)
+    engine.close()
+    total = sum(statistics.median(t) for t in times.values())
+    label = " and ".join(f"{d}=={v}" for d, v in filters) or "no filter"
+    print(f"engine calls of the 28-day page, {label} (medians of {rounds}; "
+          f"sum {total * 1000:.0f} ms):")
+    print("  " + ", ".join(f"{name.removeprefix('panel:')} {statistics.median(t) * 1000:.0f}"
+                           for name, t in times.items()))
+
+
 def serve(folder: Path) -> tuple[subprocess.Popen, str]:
     (folder / "ferrite.toml").write_text(f'[sites."{SITE}"]\n[stats]\n'
                                          f'rollup_interval_seconds = 0\n')
@@ -161,6 +187,9 @@ def main() -> None:
     folder = Path(args.keep or tempfile.mkdtemp(prefix="ferrite-dash-"))
     folder.mkdir(parents=True, exist_ok=True)
     prepare(folder, events)
+    if not args.screenshots:
+        engine_parts(folder, (), 3)
+        engine_parts(folder, (("visit:browser", "Firefox"),), 1)
     process, url = serve(folder)
     try:
         with sync_playwright() as pw:
