@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from .edge_helpers import stored
 
@@ -20,6 +22,20 @@ LAUNCH_ARGS = [
     # otherwise (rightly) refuse to send.
     "--disable-blink-features=AutomationControlled",
 ]
+
+
+@contextmanager
+def chromium(*extra_args: str) -> Iterator[Any]:
+    """Debian's Chromium, headless, through Playwright (no browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=[*LAUNCH_ARGS, *extra_args])
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def wait_for_rows(db: Path, predicate: Callable[[list[dict]], bool], timeout: float = 10,

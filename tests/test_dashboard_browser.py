@@ -19,7 +19,7 @@ from ferrite.plugins.sqlite_stats import SqliteStats
 from ferrite.stats import keys as api_keys
 from ferrite.testing import DESKTOP_CHROME
 
-from .browser_helpers import CHROMIUM, LAUNCH_ARGS
+from .browser_helpers import chromium
 from .dashboard_helpers import PASSWORD
 from .edge_helpers import ferrite_serve
 from .stats_helpers import event, write
@@ -85,10 +85,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from . import bot_corpora
-from .browser_helpers import CHROMIUM, DESKTOP_CHROME, LAUNCH_ARGS, names, wait_for_rows
+from .browser_helpers import DESKTOP_CHROME, chromium, names, wait_for_rows
 from .edge_helpers import ferrite_serve
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -52,11 +52,8 @@ def tracker_script(name: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=[*LAUNCH_ARGS, NO_LOCAL_NETWORK_CHECKS])
+    with chromium(NO_LOCAL_NETWORK_CHECKS) as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

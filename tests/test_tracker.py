@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from .browser_helpers import CHROMIUM, DESKTOP_CHROME, LAUNCH_ARGS, names, wait_for_rows
+from .browser_helpers import DESKTOP_CHROME, chromium, names, wait_for_rows
 from .conftest import ROOT
 from .edge_helpers import ferrite_serve, stored
 
@@ -19,10 +19,8 @@ SITE = ROOT / "examples" / "site"
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
