@@ -194,14 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", metavar="TEXT", help="a note saying who uses the key")
     p.add_argument("--json", action="store_true", help="list as JSON")
     p.set_defaults(func=cmd_keys)
-    p = add("users", "add, list and remove dashboard users, or change a password")
-    p.add_argument("action", choices=("add", "list", "remove", "passwd"))
+    p = add("users", "add, list, edit and remove dashboard users, or change a password")
+    p.add_argument("action", choices=("add", "list", "edit", "remove", "passwd"))
     p.add_argument("email", nargs="?", metavar="EMAIL", help="the user's email")
-    p.add_argument("--role", choices=("admin", "viewer"), default="viewer",
+    p.add_argument("--role", choices=("admin", "viewer"),
                    help="admins see every site and manage keys and links; viewers see their "
-                   "--site (default: viewer)")
+                   "--site (add: default viewer; edit: unchanged if left out)")
     p.add_argument("--site", action="append", metavar="DOMAIN",
-                   help="a site a viewer may read (repeatable)")
+                   help="a site a viewer may read (repeatable; edit replaces the list)")
     p.add_argument("--password-stdin", action="store_true",
                    help="read the password from standard input instead of a prompt")
     p.add_argument("--json", action="store_true", help="list as JSON")

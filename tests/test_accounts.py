@@ -156,8 +156,14 @@ def test_users_command(tmp_path):
     out = ferrite(tmp_path, "users", "add", "w@example.com", "--site", "ex.com")
     assert out.returncode == 1 and "--password-stdin" in out.stderr  # no terminal to ask on
     listed = json.loads(ferrite(tmp_path, "users", "list", "--json").stdout)
+    assert ferrite(tmp_path, "users", "edit", "root@example.com").returncode == 0
     assert [(u["email"], u["role"], u["sites"]) for u in listed] == [
         ("root@example.com", "admin", []), ("v@example.com", "viewer", ["ex.com"])]
+    out = ferrite(tmp_path, "users", "edit", "v@example.com", "--site", "b.example",
+                  "--site", "ex.com")
+    assert out.returncode == 0 and "viewer of b.example, ex.com" in out.stdout
+    assert ferrite(tmp_path, "users", "edit", "v@example.com", "--site", "x.example"
+                   ).returncode == 1  # not a [sites] site
     out = ferrite(tmp_path, "users", "passwd", "v@example.com", "--password-stdin",
                   stdin="another-long-password\n")
     assert out.returncode == 0 and "sessions ended" in out.stdout

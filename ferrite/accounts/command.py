@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+from dataclasses import replace
 from typing import TextIO
 
 from ferrite.accounts import service
@@ -28,7 +29,7 @@ def read_password(stdin: bool, confirm: bool = True) -> str:
     return first
 
 
-def users_command(config: Config, action: str, *, email: str | None, role: str,
+def users_command(config: Config, action: str, *, email: str | None, role: str | None,
                   sites: list[str], password_stdin: bool, as_json: bool,
                   out: TextIO = sys.stdout) -> int:
     store = service.open_accounts(config)
@@ -50,6 +51,7 @@ def users_command(config: Config, action: str, *, email: str | None, role: str,
         if not email:
             raise service.AccountError(f"users {action} needs the user's EMAIL")
         if action == "add":
+            role = role or "viewer"
             known = sites_of(config).names()
             service.check_sites(sites, known or None)
             if role == "viewer" and not sites:
@@ -63,6 +65,17 @@ def users_command(config: Config, action: str, *, email: str | None, role: str,
         if user is None:
             raise service.AccountError(f"no user has the email {email!r}; see "
                                        f"`ferrite users list`")
+        if action == "edit":
+            known = sites_of(config).names()
+            new_role = service.check_role(role or user.role)
+            new_sites = service.check_sites(sites, known or None) if sites else user.sites
+            if new_role == "viewer" and not new_sites:
+                raise service.AccountError("a viewer needs at least one --site DOMAIN",
+                                           "sites")
+            store.update_user(replace(user, role=new_role, sites=new_sites))
+            scope = "all sites" if new_role == "admin" else ", ".join(new_sites)
+            out.write(f"{safe(user.email)} is now {new_role} of {safe(scope)}\n")
+            return 0
         if action == "remove":
             store.remove_user(user.id)
             out.write(f"removed {safe(user.email)} and ended their sessions\n")
