@@ -7,9 +7,8 @@ import os
 import re
 import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from types import FrameType
 
 from ferrite.core.config import Config
@@ -21,11 +20,8 @@ from ferrite.ingest.reader import Idle, Line, follow, read_lines
 from ferrite.ingest.runner import Ingest, progress_bar
 
 
-def _stopper(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-        raise KeyboardInterrupt
-    return handler
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _lines(files: list[str]) -> Iterator[Line]:
@@ -63,12 +59,8 @@ def main(config: Config, files: list[str], *, fmt: str | None, site: str | None,
                 open(path, "rb").close()
             except OSError as exc:
                 raise FerriteError(f"cannot read {path}: {exc.strerror}") from None
-    # SIGINT and SIGTERM raise KeyboardInterrupt, and also set `stop`, which the follow
-    # loop checks at each poll: an interrupt raised inside a library that swallows it
-    # (seen in CI: a followed ingest that ignored SIGINT) still ends the run.
-    stop = threading.Event()
-    lines: Iterable[Line | Idle] = (follow(files[0], settings.poll_seconds, stop)
-                                    if follow_file else _lines(files))
+    lines: Iterable[Line | Idle] = (follow(files[0], settings.poll_seconds) if follow_file
+                                    else _lines(files))
     if fmt == "auto":
         iterator = iter(lines)
         head = [x for x in itertools.islice(iterator, 50) if isinstance(x, Line)]
@@ -88,9 +80,7 @@ def main(config: Config, files: list[str], *, fmt: str | None, site: str | None,
         # before the sinks open: a run that cannot store anything creates no database
         raise FerriteError(f"the {fmt} format logs no virtual host, so the site is unknown; "
                            f"pass --site example.com")
-    previous = signal.signal(signal.SIGTERM, _stopper(stop))
-    previous_int = signal.signal(signal.SIGINT, _stopper(stop)) \
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler else None
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     update, close = progress_bar()
     started = time.perf_counter()
     interrupted = False
@@ -108,8 +98,6 @@ def main(config: Config, files: list[str], *, fmt: str | None, site: str | None,
         finally:
             close()
             signal.signal(signal.SIGTERM, previous)
-            if previous_int is not None:
-                signal.signal(signal.SIGINT, previous_int)
     summary = ingest.summary
     summary.new = pipeline.metrics.by_label("new", "component")
     print(summary.render(time.perf_counter() - started))

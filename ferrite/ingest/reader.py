@@ -6,7 +6,6 @@ import gzip
 import io
 import os
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,8 +51,7 @@ def read_lines(path: str) -> Iterator[Line]:
             text.close()
 
 
-def follow(path: str, poll_seconds: float = 0.5,
-           stop: threading.Event | None = None) -> Iterator[Line | Idle]:
+def follow(path: str, poll_seconds: float = 0.5) -> Iterator[Line | Idle]:
     """Read `path` to the end, then keep reading what is appended, like `tail -n +1 -F`.
 
     Rotation (the file renamed and a new one created, or the file truncated) is noticed at
@@ -74,10 +72,7 @@ def follow(path: str, poll_seconds: float = 0.5,
                 continue
             partial += raw  # a line still being written
             yield IDLE
-            if stop is not None and stop.wait(poll_seconds):
-                return  # asked to stop, even if the KeyboardInterrupt was swallowed
-            if stop is None:
-                time.sleep(poll_seconds)
+            time.sleep(poll_seconds)
             try:
                 stat = os.stat(path)
             except FileNotFoundError:
