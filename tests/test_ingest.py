@@ -203,9 +203,12 @@ def test_follow_picks_up_appended_lines_and_a_rotated_file(tmp_path):
     (tmp_path / "ferrite.toml").write_text(
         '[pipeline]\nplugins = ["client_ip", "useragent", "bots", "session", "referrer", '
         '"sqlite"]\n[ingest]\npoll_seconds = 0.1\n')
+    # SIGINT as in a terminal: a test run started as a background job has it ignored, and
+    # the child would inherit that (as a command under nohup rightly does)
     process = subprocess.Popen([sys.executable, "-m", "ferrite", "ingest", "--follow",
                                 "access.log", "--site", "example.com"], cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert len(wait_rows(tmp_path / "ferrite.db", 3)) == 3
         append(log, range(4, 6))  # appended while followed
