@@ -297,3 +297,14 @@ async def test_a_view_too_slow_to_count_still_answers(tmp_path):
         assert 'data-metric="visitors" data-value' not in page  # no made-up number
         bad = await client.get("/dashboard/a.example/?f=visit:nope==x")
         assert bad.status_code == 400 and "visit:nope" in await bad.get_data(as_text=True)
+
+
+async def test_the_login_page_says_how_to_begin_when_nobody_exists(tmp_path):
+    async with dashboard(tmp_path) as dash:
+        client = dash.client()
+        assert "No user exists yet" not in await (await client.get("/login")).get_data(
+            as_text=True)
+        for user in dash.store.list_users():
+            dash.store.remove_user(user.id)
+        page = await (await client.get("/login")).get_data(as_text=True)
+        assert "No user exists yet" in page and "ferrite users add" in page

@@ -255,7 +255,9 @@ def register(app: QuartTrio, config: Config, stats: StatsStore, accounts: Accoun
         if request.method == "GET":
             if await principal() is not None:  # already logged in: go where they meant to
                 return redirect(next_url)
-            return await page("login.html", next=next_url, error="", email="")
+            first_run = await blocking(accounts.count_users) == 0
+            return await page("login.html", next=next_url, error="", email="",
+                              first_run=first_run)
         form = await request.form
         email = (form.get("email") or "").strip()[:320]
         password = form.get("password") or ""
