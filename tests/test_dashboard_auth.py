@@ -103,6 +103,9 @@ async def test_an_admin_reaches_every_site_and_admin_page(tmp_path):
                 assert (await client.get(concrete(rule.rule, site, ""))).status_code == 200
         assert (await client.get("/dashboard/keys")).status_code == 200
         assert (await client.get("/dashboard/b.example/settings")).status_code == 200
+        # a site the node does not serve is not an empty dashboard but a 404
+        assert (await client.get("/dashboard/typo.example/")).status_code == 404
+        assert (await client.get("/dashboard/typo.example/settings")).status_code == 404
 
 
 async def test_a_shared_link_reaches_one_site_read_only(tmp_path):

@@ -152,10 +152,13 @@ def register(app: QuartTrio, config: Config, stats: StatsStore, accounts: Accoun
                                 request.full_path.rstrip("?"), safe="/?=&"))
                         if rule_access == "admin" and not who.admin:
                             raise Refusal(403, "Only admins may open this page.")
-                        if rule_access == "site":
+                        if "site" in kwargs:
                             site = site_name(kwargs["site"])
                             if not who.can_read(site):
                                 raise Refusal(403, f"You have no access to {site}.")
+                            if sites.limited and site not in sites.zones:
+                                raise Refusal(404, f"{site} is not one of this node's sites "
+                                              f"([sites] in the config).")
                     result = await view(who, **kwargs)
                 except Refusal as refusal:
                     result = await refused(refusal, kwargs)
