@@ -28,6 +28,9 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
   -e '.[test]' -e examples/ferrite-csv-sink
 
+# A throwaway PostgreSQL cluster for the postgres plugin's tests (stopped and removed on exit).
+source scripts/postgres.sh
+
 # Labelled user-agent corpora from pinned registry packages, for the bot-detection tests.
 .venv/bin/python tests/bot_corpora.py
 

@@ -27,7 +27,7 @@ ENTRY_POINT_GROUP = "ferrite"
 BUILTINS: dict[str, str] = {
     name: f"ferrite.plugins.{name}"
     for name in ("client_ip", "useragent", "bots", "session", "referrer", "ratelimit",
-                 "sqlite", "jsonl", "console")
+                 "sqlite", "postgres", "jsonl", "console")
 }
 
 #: The one table of the chain: its hooks in the order the pipeline runs them, and how

@@ -1,0 +1,255 @@
+"""`postgres`: events into PostgreSQL, the store several nodes share.
+
+Batches are copied (COPY, the fastest bulk path) into a temporary table, then inserted with
+ON CONFLICT DO NOTHING: an event id already stored (a replay, a retry after a lost
+acknowledgement) is skipped, and RETURNING says which rows were really new. The events
+table is partitioned by UTC day (a partitioned table's unique key must hold the time
+column: the key is (id, ts), and an event's id fixes its time); partitions are made ahead,
+and on demand for older days (`ferrite ingest` of old logs), and dropped after `keep_days`.
+Schema changes run under one advisory lock, so nodes starting at once make one schema.
+
+The edge is trio: psycopg's synchronous API runs in the pipeline's worker threads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+from pydantic import Field, field_validator
+
+from ferrite.core.config import Config, Table
+from ferrite.core.delivery import FatalSinkError, RetryableSinkError
+from ferrite.core.event import STORED_FIELDS, Event
+from ferrite.core.hookspecs import hookimpl
+
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,40}$"
+_IDENTIFIER = re.compile(IDENTIFIER)
+#: pg_advisory_xact_lock key of schema changes ("ferrite" in ASCII).
+SCHEMA_LOCK = 0x66657272697465
+COLUMN_TYPES = {"ts": "timestamptz NOT NULL", "props": "jsonb", "id": "text NOT NULL",
+                "site": "text NOT NULL", "name": "text NOT NULL"}
+
+
+def masked(url: str) -> str:
+    """The URL with its password replaced, for banners, logs and errors."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an unparsable URL)"
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class Settings(Table):
+    url: str = Field(description="postgresql://USER:PASSWORD@HOST:PORT/DATABASE; use "
+                     "\"${DATABASE_URL}\" to keep the password out of the file.")
+    table: str = Field("events", pattern=IDENTIFIER, description="Table for events.")
+    pool_size: int = Field(4, ge=1, le=100, description="Connections per node (writes and "
+                           "queries).")
+    partitions_ahead_days: int = Field(7, ge=1, le=366, description="Daily partitions made "
+                                       "ahead of today.")
+    keep_days: int | None = Field(None, ge=2, le=100_000, description="Drop partitions older "
+                                  "than this many days; unset keeps everything.")
+    connect_timeout_seconds: float = Field(10, gt=0, le=600)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"url must start with postgresql:// (got {masked(value)!r})")
+        return value
+
+
+def _day(ts: datetime) -> date:
+    return ts.astimezone(UTC).date()
+
+
+class PostgresSink:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pool: ConnectionPool | None = None
+        self._partitions: set[date] = set()
+        self._extra: list[str] = []
+        self._lock = threading.Lock()
+        self._maintained: date | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @hookimpl
+    def ferrite_startup(self) -> None:
+        s = self.settings
+        self.pool = ConnectionPool(s.url, min_size=1, max_size=s.pool_size, open=False,
+                                   kwargs={"connect_timeout": int(s.connect_timeout_seconds),
+                                           "autocommit": False},
+                                   name="ferrite")
+        try:
+            self.pool.open(wait=True, timeout=s.connect_timeout_seconds)
+        except Exception as exc:
+            self.pool.close()
+            self.pool = None
+            raise RetryableSinkError(f"cannot connect to PostgreSQL at {masked(s.url)}: "
+                                     f"{type(exc).__name__}") from None
+        self._migrate()
+
+    @hookimpl
+    def ferrite_shutdown(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+
+    # --- schema -----------------------------------------------------------------------------
+
+    def _table(self, suffix: str = "") -> sql.Identifier:
+        return sql.Identifier(self.settings.table + suffix)
+
+    def _migrate(self) -> None:
+        columns = sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(COLUMN_TYPES.get(c, "text")))
+            for c in STORED_FIELDS)
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY (id, ts)) "
+                                 "PARTITION BY RANGE (ts)").format(self._table(), columns))
+            conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (site, ts)").format(
+                self._table("_site_ts"), self._table()))
+            self._extra = self._extra_columns(conn)
+        self._maintain(datetime.now(UTC).date())
+
+    def _extra_columns(self, conn: psycopg.Connection) -> list[str]:
+        rows = conn.execute("SELECT column_name FROM information_schema.columns WHERE "
+                            "table_name = %s ORDER BY ordinal_position",
+                            (self.settings.table,)).fetchall()
+        return [r[0] for r in rows if r[0] not in STORED_FIELDS]
+
+    def _maintain(self, today: date) -> None:
+        """Partitions from yesterday to `partitions_ahead_days` ahead; old ones dropped."""
+        days = [today + timedelta(days=n) for n in range(-1, self.settings.partitions_ahead_days)]
+        self._ensure_partitions(days)
+        keep = self.settings.keep_days
+        if keep is not None:
+            self._drop_before(today - timedelta(days=keep))
+        self._maintained = today
+
+    def _partition_name(self, day: date) -> str:
+        return f"{self.settings.table}_{day:%Y%m%d}"
+
+    def _ensure_partitions(self, days: list[date]) -> None:
+        missing = sorted(set(days) - self._partitions)
+        if not missing:
+            return
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            existing = {r[0] for r in conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s AND c.relkind = 'r'",
+                (self.settings.table,))}
+            for day in missing:
+                name = self._partition_name(day)
+                if name not in existing:
+                    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+                    conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM "
+                                         "({}) TO ({})").format(
+                        sql.Identifier(name), self._table(), sql.Literal(start),
+                        sql.Literal(start + timedelta(days=1))))
+        self._partitions.update(missing)
+
+    def _drop_before(self, first_kept: date) -> int:
+        dropped = 0
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            names = [r[0] for r in conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s AND c.relkind = 'r'",
+                (self.settings.table,))]
+            for name in names:
+                match = re.fullmatch(re.escape(self.settings.table) + r"_(\d{8})", name)
+                if match and datetime.strptime(match[1], "%Y%m%d").date() < first_kept:
+                    conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+                    self._partitions.discard(datetime.strptime(match[1], "%Y%m%d").date())
+                    dropped += 1
+        return dropped
+
+    def _add_extra_columns(self, events: list[Event]) -> None:
+        wanted = {k for e in events for k in e.extra} - set(self._extra) - set(STORED_FIELDS)
+        if not wanted:
+            return
+        for key in wanted:
+            if not _IDENTIFIER.match(key):
+                raise FatalSinkError(f"an enricher set event.extra[{key!r}], which cannot be "
+                                     f"a column name; use letters, digits and underscores")
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            for key in sorted(wanted):
+                conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} text").format(
+                    self._table(), sql.Identifier(key)))
+            self._extra = self._extra_columns(conn)
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def _conn(self) -> Any:
+        if self.pool is None:
+            raise RuntimeError("the postgres sink is not open: ferrite_startup has not run")
+        return self.pool.connection(timeout=self.settings.connect_timeout_seconds)
+
+    @hookimpl
+    def ferrite_write(self, events: list[Event]) -> int:
+        """Returns how many events were new: ids already stored are skipped."""
+        try:
+            return self._write(events)
+        except (PoolTimeout, psycopg.OperationalError, TimeoutError) as exc:
+            # down, restarting, or a connection cut: retried, then spooled by the pipeline
+            raise RetryableSinkError(f"PostgreSQL at {masked(self.settings.url)} is "
+                                     f"unavailable: {type(exc).__name__}") from None
+
+    def _write(self, events: list[Event]) -> int:
+        with self._lock:
+            today = datetime.now(UTC).date()
+            if self._maintained != today:
+                self._maintain(today)
+            self._ensure_partitions([_day(e.ts) for e in events])
+            if any(e.extra for e in events):
+                self._add_extra_columns(events)
+            extras = list(self._extra)
+            columns = [*STORED_FIELDS, *extras]
+            ident = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+            with self._conn() as conn, conn.transaction():
+                conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS ferrite_batch "
+                                     "(LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+                             .format(self._table()))
+                with conn.cursor() as cur:
+                    with cur.copy(sql.SQL("COPY ferrite_batch ({}) FROM STDIN")
+                                  .format(ident)) as copy:
+                        for e in events:
+                            copy.write_row((
+                                e.id, e.ts, e.site, e.name, e.path, e.referrer, e.source,
+                                e.utm_source, e.utm_medium, e.utm_campaign, e.session,
+                                e.browser, e.os, e.device,
+                                json.dumps(e.props, ensure_ascii=False) if e.props else None,
+                                *[None if e.extra.get(c) is None else str(e.extra[c])
+                                  for c in extras]))
+                    cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT DISTINCT ON (id, ts) {} "
+                                        "FROM ferrite_batch ON CONFLICT DO NOTHING "
+                                        "RETURNING site, ts").format(
+                        self._table(), ident, ident))
+                    return len(cur.fetchall())
+
+
+@hookimpl
+def ferrite_settings() -> type[Settings]:
+    return Settings
+
+
+@hookimpl
+def ferrite_plugin(settings: Settings, config: Config) -> PostgresSink:
+    return PostgresSink(settings)

@@ -1,0 +1,134 @@
+"""The postgres plugin against a real PostgreSQL (the throwaway cluster of scripts/test.sh)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from ferrite import load_config
+from ferrite.core.delivery import RetryableSinkError
+from ferrite.core.pipeline import Pipeline
+from ferrite.plugins.postgres import PostgresSink, Settings, masked
+
+from .postgres_helpers import fresh_database
+from .stats_helpers import event
+
+
+@pytest.fixture
+def url():
+    with fresh_database() as url:
+        yield url
+
+
+def rows(url: str, sql: str = "SELECT id, site, path, props FROM events ORDER BY ts, id"):
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def partitions(url: str) -> list[str]:
+    return [r[0] for r in rows(url, "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON "
+                                    "c.oid = i.inhrelid WHERE c.relkind = 'r' ORDER BY 1")]
+
+
+def sink(url: str, **settings) -> PostgresSink:
+    s = PostgresSink(Settings(url=url, **settings))
+    s.ferrite_startup()
+    return s
+
+
+def test_batches_are_stored_once_whatever_is_replayed(url):
+    s = sink(url)
+    try:
+        batch = [event("2026-03-01T10:00:00Z", "s1", "/a", props={"plan": "pro", "n": 3}),
+                 event("2026-03-01T10:01:00Z", "s1", "/b"),
+                 event("2026-03-02T09:00:00Z", "s2", "/c", site="other.example")]
+        assert s.ferrite_write(batch) == 3
+        assert s.ferrite_write(batch) == 0  # a replay: nothing new
+        assert s.ferrite_write([batch[0], event("2026-03-02T09:01:00Z", "s2", "/d")]) == 1
+        assert s.ferrite_write([batch[1], batch[1]]) == 0  # a duplicate within one batch
+        stored = rows(url)
+        assert [(r[1], r[2]) for r in stored] == [("ex.com", "/a"), ("ex.com", "/b"),
+                                                  ("other.example", "/c"), ("ex.com", "/d")]
+        assert stored[0][3] == {"plan": "pro", "n": 3}  # props are jsonb
+    finally:
+        s.ferrite_shutdown()
+
+
+def test_partitions_by_day_made_ahead_on_demand_and_dropped(url):
+    today = datetime.now(UTC).date()
+    s = sink(url, partitions_ahead_days=3, keep_days=30)
+    try:
+        made = partitions(url)
+        assert made == [f"events_{today + timedelta(days=n):%Y%m%d}" for n in range(-1, 3)]
+        old = datetime.now(UTC) - timedelta(days=40)  # `ferrite ingest` of an old log
+        assert s.ferrite_write([event(old.isoformat(), "s1", "/old")]) == 1
+        assert f"events_{old:%Y%m%d}" in partitions(url)
+        assert rows(url, "SELECT count(*) FROM events")[0][0] == 1
+    finally:
+        s.ferrite_shutdown()
+    again = sink(url, partitions_ahead_days=3, keep_days=30)  # the next start drops it
+    again.ferrite_shutdown()
+    assert f"events_{old:%Y%m%d}" not in partitions(url)
+    assert rows(url, "SELECT count(*) FROM events")[0][0] == 0
+
+
+def test_enricher_columns_are_added(url):
+    s = sink(url)
+    try:
+        assert s.ferrite_write([event("2026-03-01T10:00:00Z", "s1", "/",
+                                      extra={"country": "DE"})]) == 1
+        assert rows(url, "SELECT country FROM events") == [("DE",)]
+        from ferrite.core.delivery import FatalSinkError
+        with pytest.raises(FatalSinkError, match="cannot be a column name"):
+            s.ferrite_write([event("2026-03-01T10:00:00Z", "s2", "/",
+                                   extra={"bad name; drop": "x"})])
+    finally:
+        s.ferrite_shutdown()
+
+
+def test_nodes_starting_at_once_make_one_schema(url):
+    errors, sinks = [], []
+
+    def start() -> None:
+        try:
+            sinks.append(sink(url, partitions_ahead_days=5))
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(partitions(url)) == 6
+    for s in sinks:
+        s.ferrite_shutdown()
+
+
+def test_credentials_never_show(url):
+    assert masked("postgresql://ferrite:s3cret@db.example:5432/ferrite") == \
+        "postgresql://ferrite:***@db.example:5432/ferrite"
+    assert masked("postgresql://db.example/ferrite") == "postgresql://db.example/ferrite"
+    dead = "postgresql://ferrite:s3cret@127.0.0.1:1/ferrite"
+    with pytest.raises(RetryableSinkError) as info:
+        sink(dead, connect_timeout_seconds=1)
+    assert "s3cret" not in str(info.value) and "***" in str(info.value)
+    with pytest.raises(Exception, match="must start with postgresql://"):
+        Settings(url="mysql://root:s3cret@db/x")
+
+
+def test_through_the_chain(url, tmp_path):
+    config = load_config(data={"pipeline": {"plugins": ["session", "postgres"],
+                                            "spool_dir": str(tmp_path / "spool")},
+                               "plugins": {"postgres": {"url": url}}})
+    from ferrite.testing import make_hit
+
+    with Pipeline(config) as pipeline:
+        pipeline.write(pipeline.process([make_hit(url="https://ex.com/x"),
+                                         make_hit(url="https://ex.com/y")]))
+    stored = rows(url, "SELECT path, session FROM events ORDER BY path")
+    assert [r[0] for r in stored] == ["/x", "/y"] and all(r[1] for r in stored)
