@@ -121,10 +121,11 @@ def test_credentials_never_show(url):
         Settings(url="mysql://root:s3cret@db/x")
 
 
-def test_through_the_chain(url, tmp_path):
-    config = load_config(data={"pipeline": {"plugins": ["session", "postgres"],
-                                            "spool_dir": str(tmp_path / "spool")},
-                               "plugins": {"postgres": {"url": url}}})
+def test_through_the_chain_with_the_example_config(url, tmp_path):
+    from .conftest import ROOT
+
+    config = load_config(ROOT / "examples" / "ferrite-postgres.toml",
+                         environ={"DATABASE_URL": url})
     from ferrite.testing import make_hit
 
     with Pipeline(config) as pipeline:
