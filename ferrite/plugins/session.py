@@ -25,6 +25,11 @@ class Settings(Table):
         description="SQLite file holding the daily salts; defaults to the sqlite sink's "
         "database (or ferrite.db), so every worker shares them.",
     )
+    url: str | None = Field(
+        None,
+        description="PostgreSQL URL holding the daily salts instead, shared by every node; "
+        "defaults to [plugins.postgres] url when the postgres plugin runs.",
+    )
 
 
 def session_id(salt: bytes, site: str, client_ip: str, user_agent: str) -> str:
@@ -34,8 +39,13 @@ def session_id(salt: bytes, site: str, client_ip: str, user_agent: str) -> str:
 
 
 class Sessions:
-    def __init__(self, path: str) -> None:
-        self.salts = SaltStore(path)
+    def __init__(self, path: str | None = None, url: str | None = None) -> None:
+        if url is not None:
+            from ferrite.plugins.salts_postgres import PostgresSaltStore
+
+            self.salts: SaltStore | PostgresSaltStore = PostgresSaltStore(url)
+        else:
+            self.salts = SaltStore(path or DEFAULT_DATABASE)
         self._timer: threading.Timer | None = None
 
     @hookimpl
@@ -78,6 +88,11 @@ def ferrite_settings() -> type[Settings]:
 
 @hookimpl
 def ferrite_plugin(settings: Settings, config: Config) -> Sessions:
+    url = settings.url
+    if url is None and settings.path is None and "postgres" in config.plugins:
+        url = config.plugin_table("postgres").get("url")  # nodes share the salts with events
+    if isinstance(url, str):
+        return Sessions(url=url)
     path = settings.path
     if path is None:  # beside the events, when the sqlite sink runs; else the default file
         sink = config.plugin_table("sqlite") if "sqlite" in config.plugins else {}
