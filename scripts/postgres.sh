@@ -20,13 +20,14 @@ PG_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 [ "$(id -u)" = 0 ] && chown postgres "$PG_DIR"
 as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 --no-sync >/dev/null
-as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -o \
-  "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
-  start >/dev/null
+PG_OPTS="-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -o "$PG_OPTS" start >/dev/null
 pg_cleanup() {
   as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$PG_DIR"
 }
 trap pg_cleanup EXIT
 export FERRITE_TEST_POSTGRES="postgresql://postgres@127.0.0.1:$PG_PORT/postgres"
+# for the outage tests, which stop and start the cluster as it was started here
 export FERRITE_TEST_PG_BIN="$PG_BIN" FERRITE_TEST_PG_DATA="$PG_DIR/data"
+export FERRITE_TEST_PG_OPTS="$PG_OPTS" FERRITE_TEST_PG_LOG="$PG_DIR/log"
