@@ -1,8 +1,10 @@
 """`postgres`: events into PostgreSQL, the store several nodes share.
 
-Batches are copied (COPY, the fastest bulk path) into a temporary table, then inserted with
-ON CONFLICT DO NOTHING: an event id already stored (a replay, a retry after a lost
-acknowledgement) is skipped, and RETURNING says which rows were really new. The events
+Batches are copied (COPY, the fastest bulk path) straight into the table; when some of a
+batch is stored already (a replay, a retry after a lost acknowledgement, a log ingested
+twice), that COPY fails on the key and the batch goes through a temporary table and
+INSERT ... ON CONFLICT DO NOTHING instead, which skips what is there and counts what is
+new. The events
 table is partitioned by UTC day (a partitioned table's unique key must hold the time
 column: the key is (id, ts), and an event's id fixes its time); partitions are made ahead,
 and on demand for older days (`ferrite ingest` of old logs), and dropped after `keep_days`.
@@ -223,26 +225,41 @@ class PostgresSink:
             extras = list(self._extra)
             columns = [*STORED_FIELDS, *extras]
             ident = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+            rows = [self._row(e, extras) for e in events]
             with self._conn() as conn, conn.transaction():
+                try:
+                    # the common case, new events: straight in (no second copy of the rows)
+                    with conn.transaction(), conn.cursor() as cur:
+                        self._copy(cur, sql.SQL("COPY {} ({}) FROM STDIN").format(
+                            self._table(), ident), rows)
+                    return len(rows)
+                except psycopg.errors.UniqueViolation:
+                    pass  # some are stored already (a replay, a retry): skip those
                 conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS ferrite_batch "
                                      "(LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
                              .format(self._table()))
                 with conn.cursor() as cur:
-                    with cur.copy(sql.SQL("COPY ferrite_batch ({}) FROM STDIN")
-                                  .format(ident)) as copy:
-                        for e in events:
-                            copy.write_row((
-                                e.id, e.ts, e.site, e.name, e.path, e.referrer, e.source,
-                                e.utm_source, e.utm_medium, e.utm_campaign, e.session,
-                                e.browser, e.os, e.device,
-                                json.dumps(e.props, ensure_ascii=False) if e.props else None,
-                                *[None if e.extra.get(c) is None else str(e.extra[c])
-                                  for c in extras]))
-                    cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT DISTINCT ON (id, ts) {} "
-                                        "FROM ferrite_batch ON CONFLICT DO NOTHING "
-                                        "RETURNING site, ts").format(
+                    self._copy(cur, sql.SQL("COPY ferrite_batch ({}) FROM STDIN").format(
+                        ident), rows)
+                    # DO NOTHING also skips a duplicate within the batch itself
+                    cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ferrite_batch "
+                                        "ON CONFLICT DO NOTHING").format(
                         self._table(), ident, ident))
-                    return len(cur.fetchall())
+                    return cur.rowcount
+
+    @staticmethod
+    def _row(e: Event, extras: list[str]) -> tuple[Any, ...]:
+        return (e.id, e.ts, e.site, e.name, e.path, e.referrer, e.source, e.utm_source,
+                e.utm_medium, e.utm_campaign, e.session, e.browser, e.os, e.device,
+                json.dumps(e.props, ensure_ascii=False) if e.props else None,
+                *[None if e.extra.get(c) is None else str(e.extra[c]) for c in extras])
+
+    @staticmethod
+    def _copy(cur: psycopg.Cursor, statement: sql.Composed, rows: list[tuple[Any, ...]]
+              ) -> None:
+        with cur.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
 
 
 @hookimpl
