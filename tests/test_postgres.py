@@ -133,3 +133,28 @@ def test_through_the_chain_with_the_example_config(url, tmp_path):
                                          make_hit(url="https://ex.com/y")]))
     stored = rows(url, "SELECT path, session FROM events ORDER BY path")
     assert [r[0] for r in stored] == ["/x", "/y"] and all(r[1] for r in stored)
+
+
+def test_a_node_on_postgres_serves_and_never_shows_the_password(url, tmp_path):
+    import httpx
+
+    from ferrite.testing import DESKTOP_CHROME
+
+    from .edge_helpers import ferrite_serve
+
+    secret_url = url.replace("postgres@", "postgres:hunter2@")  # trust auth ignores it
+    config = (f'[pipeline]\nplugins = ["client_ip", "useragent", "bots", "session", '
+              f'"referrer", "postgres"]\n[plugins.postgres]\nurl = "{secret_url}"\n')
+    with ferrite_serve(tmp_path, config=config) as server:
+        banner = "".join(server.process.stdout.readline() for _ in range(4))
+        assert "postgres -> postgresql://postgres:***@" in banner
+        assert "hunter2" not in banner
+        response = httpx.post(server.url + "/api/event", headers={
+            "User-Agent": DESKTOP_CHROME, "Content-Type": "text/plain"},
+            content='{"n": "pageview", "u": "https://ex.com/served"}')
+        assert response.status_code == 202
+        ready = httpx.get(server.url + "/readyz").text
+        assert "hunter2" not in ready
+        assert server.stop() == 0
+    assert rows(url, "SELECT path FROM events") == [("/served",)]
+    assert not (tmp_path / "ferrite.db").exists()  # salts and events in PostgreSQL only

@@ -66,7 +66,13 @@ def banner(config: Config, url: str, out: TextIO) -> None:
     for name, _ in plugins.sinks():
         settings = plugins.loaded[name].settings
         path = getattr(settings, "path", None)
-        stores.append(f"{name} -> {os.path.abspath(path)}" if path else name)
+        database = getattr(settings, "url", None)
+        if isinstance(database, str):  # never the password
+            from ferrite.plugins.postgres import masked
+
+            stores.append(f"{name} -> {masked(database)}")
+        else:
+            stores.append(f"{name} -> {os.path.abspath(path)}" if path else name)
     lines = [
         f"Ferrite is listening on {url}",
         f"  config:   {config.source}",
