@@ -391,7 +391,7 @@ def register(app: QuartTrio, config: Config, stats: StatsStore, accounts: Accoun
             current=current.get("n"), periods=PERIODS, metrics=METRICS, intervals=INTERVALS,
             comparisons=COMPARISONS, filter_label=filter_label,
             refresh=int(settings.realtime_refresh_seconds),
-            chart_json=json.dumps(built.chart), shared=who.share is not None)
+            shared=who.share is not None)
 
     def realtime_visitors(site: str) -> int:
         answer = engine.answer(report.realtime_body(site))
