@@ -26,3 +26,35 @@ def sqlite_config(db: Path, *plugins: str, **sqlite: object) -> dict:
     return {"pipeline": {"plugins": [*names, "sqlite"], "spool_dir": str(db.parent / "spool"),
                          "retry_initial_seconds": 0},
             "plugins": {"sqlite": {"path": str(db), **sqlite}}}
+
+
+@pytest.fixture(scope="session")
+def stats_pg_url():
+    """One PostgreSQL database for the stats tests, emptied before each use."""
+    from .postgres_helpers import fresh_database
+
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def new_db(request, tmp_path_factory):
+    """Makes an empty store to write events to and query: a SQLite file, or the stats
+    database in the throwaway PostgreSQL cluster, emptied at each call."""
+    if request.param == "sqlite":
+        return lambda: tmp_path_factory.mktemp("db") / "stats.db"
+    from .stats_helpers import PgDatabase
+
+    url = request.getfixturevalue("stats_pg_url")
+
+    def empty() -> PgDatabase:
+        db = PgDatabase(url)
+        db.reset()
+        return db
+    return empty
+
+
+@pytest.fixture
+def db(new_db):
+    """An empty store of each backend."""
+    return new_db()

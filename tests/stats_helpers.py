@@ -1,8 +1,10 @@
-"""Events for the read side's tests, written through the real SQLite sink."""
+"""Events for the read side's tests, written through a real sink: SQLite (a file's Path)
+or PostgreSQL (a `PgDatabase` in the throwaway cluster), so each test runs on both."""
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,8 +35,30 @@ def event(ts: str, session: str, path: str = "/", name: str = "pageview", *,
                  extra=extra or {})
 
 
-def write(db: Path, events: list[Event], batch: int = 500) -> None:
-    sink = SqliteSink(Settings(path=str(db)))
+@dataclass(frozen=True)
+class PgDatabase:
+    url: str
+
+    def reset(self) -> None:
+        """Empty, as a new database (much faster than making one per example)."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute("DROP TABLE IF EXISTS events, stats_rollup, stats_days, stats_hours, "
+                         "stats_keys CASCADE")
+
+
+Target = Path | PgDatabase
+
+
+def write(db: Target, events: list[Event], batch: int = 500) -> None:
+    if isinstance(db, PgDatabase):
+        from ferrite.plugins.postgres import PostgresSink
+        from ferrite.plugins.postgres import Settings as PgSettings
+
+        sink: SqliteSink | PostgresSink = PostgresSink(PgSettings(url=db.url))
+    else:
+        sink = SqliteSink(Settings(path=str(db)))
     sink.ferrite_startup()
     try:
         for i in range(0, len(events), batch):
@@ -43,11 +67,14 @@ def write(db: Path, events: list[Event], batch: int = 500) -> None:
         sink.ferrite_shutdown()
 
 
-def config(db: Path, **stats: Any) -> Config:
+def config(db: Target, **stats: Any) -> Config:
+    if isinstance(db, PgDatabase):
+        return load_config(data={"pipeline": {"plugins": ["postgres"]},
+                                 "plugins": {"postgres": {"url": db.url}}, "stats": stats})
     return load_config(data={"plugins": {"sqlite": {"path": str(db)}}, "stats": stats})
 
 
-def engine(db: Path, **stats: Any) -> Engine:
+def engine(db: Target, **stats: Any) -> Engine:
     return Engine(config(db, **stats))
 
 

@@ -1,6 +1,6 @@
 """The engine against hand-computed answers on a small fixture (a UTC site, and a New York
-site across the March 2026 DST change), through the real SQLite store, with and without
-the per-day rollups."""
+site across the March 2026 DST change), through each real store (SQLite, PostgreSQL), with
+and without the per-day rollups."""
 
 from __future__ import annotations
 
@@ -52,8 +52,7 @@ NY = [  # America/New_York: DST starts 2026-03-08 at 07:00 UTC
 
 
 @pytest.fixture(params=["raw", "rollup"])
-def eng(request, tmp_path) -> Engine:
-    db = tmp_path / "stats.db"
+def eng(request, db) -> Engine:
     write(db, fixture_events() + NY)
     e = engine(db, timezones={"ny.example": "America/New_York"})
     if request.param == "rollup":
@@ -246,8 +245,7 @@ def test_a_pathological_pattern_runs_in_linear_time(eng):
     assert rows == [([], [0])]
 
 
-def test_enricher_columns_are_visit_dimensions(tmp_path):
-    db = tmp_path / "x.db"
+def test_enricher_columns_are_visit_dimensions(db):
     write(db, [event("2026-03-01T10:00:00Z", "A", extra={"country": "EE"}),
                event("2026-03-01T10:01:00Z", "A", "/b", extra={"country": "EE"}),
                event("2026-03-01T10:00:00Z", "B", extra={"country": "US"})])
@@ -262,10 +260,9 @@ def test_enricher_columns_are_visit_dimensions(tmp_path):
         eng.close()
 
 
-def test_a_query_past_its_deadline_is_stopped(tmp_path):
+def test_a_query_past_its_deadline_is_stopped(db):
     from ferrite.stats.store import QueryTimeout
 
-    db = tmp_path / "big.db"
     write(db, [event(f"2026-03-01T{h:02d}:{m:02d}:00Z", f"s{m}", f"/{h}")
                for h in range(24) for m in range(60)] * 1)
     eng = engine(db)
@@ -279,12 +276,12 @@ def test_a_query_past_its_deadline_is_stopped(tmp_path):
         eng.close()
 
 
-def test_hook_ferrite_stats_store(tmp_path):
-    """The sqlite plugin answers the hook with a store that meets the documented contract."""
+def test_hook_ferrite_stats_store(db):
+    """Each storage plugin answers the hook with a store that meets the documented
+    contract."""
     from ferrite.core.manager import Plugins
     from ferrite.stats.store import StatsStore
 
-    db = tmp_path / "h.db"
     write(db, fixture_events())
     store = Plugins(config(db)).hook.ferrite_stats_store()
     try:
@@ -316,11 +313,10 @@ def current_days(eng, site: str = "ex.com", zone: str = "UTC") -> list[str]:
         return [d.isoformat() for d, _, _ in eng.store._valid_days(conn, site, zone, days)]
 
 
-def test_a_late_write_to_a_built_day_is_counted_at_once(tmp_path):
+def test_a_late_write_to_a_built_day_is_counted_at_once(db):
     """Old logs imported after the rollups were built: the write moves its hours'
     generation on in the sink's own transaction, so the next answer counts that day from
     the events, exactly, until it is built again."""
-    db = tmp_path / "late.db"
     stored = fixture_events()
     write(db, stored)
     eng = engine(db)
@@ -341,8 +337,7 @@ def test_a_late_write_to_a_built_day_is_counted_at_once(tmp_path):
         eng.close()
 
 
-def test_a_build_that_raced_a_write_is_not_read(tmp_path):
-    db = tmp_path / "race.db"
+def test_a_build_that_raced_a_write_is_not_read(db):
     write(db, fixture_events())
     eng = engine(db)
     store = eng.store
@@ -378,8 +373,7 @@ def test_a_build_that_raced_a_write_is_not_read(tmp_path):
         eng.close()
 
 
-def test_a_new_york_site_is_rolled_up_in_its_own_days(tmp_path):
-    db = tmp_path / "ny.db"
+def test_a_new_york_site_is_rolled_up_in_its_own_days(db):
     write(db, NY)
     eng = engine(db, timezones={"ny.example": "America/New_York"})
     try:
@@ -391,9 +385,8 @@ def test_a_new_york_site_is_rolled_up_in_its_own_days(tmp_path):
         eng.close()
 
 
-def test_prop_keys_with_quotes_and_backslashes(tmp_path):
+def test_prop_keys_with_quotes_and_backslashes(db):
     """Strangers name props too: a key SQLite's JSON paths cannot quote still counts."""
-    db = tmp_path / "q.db"
     odd = '<img src=x onerror="a\\b">'
     write(db, [event("2026-03-01T10:00:00Z", "s1", "/", name="E", props={odd: "v1"}),
                event("2026-03-01T10:05:00Z", "s2", "/", name="E", props={odd: "v2"}),

@@ -127,9 +127,9 @@ CASES = [
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(drawn=events(), seed=st.integers(0, 2**32), replays=st.integers(0, 10),
        zone=st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata"]))
-def test_engine_matches_a_naive_recount(tmp_path_factory, drawn, seed, replays, zone):
+def test_engine_matches_a_naive_recount(new_db, drawn, seed, replays, zone):
     first, evs = drawn
-    db = tmp_path_factory.mktemp("prop") / "p.db"
+    db = new_db()
     rng = random.Random(seed)
     arrivals = evs + rng.sample(evs, min(replays, len(evs)))  # replays keep their ids
     rng.shuffle(arrivals)

@@ -31,11 +31,16 @@ from ferrite.core.config import Config, Table
 from ferrite.core.delivery import FatalSinkError, RetryableSinkError
 from ferrite.core.event import STORED_FIELDS, Event
 from ferrite.core.hookspecs import hookimpl
+from ferrite.plugins.postgres_stats import (
+    SCHEMA_LOCK,
+    PostgresStats,
+    create_schema,
+    hours_of,
+    mark_changed,
+)
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,40}$"
 _IDENTIFIER = re.compile(IDENTIFIER)
-#: pg_advisory_xact_lock key of schema changes ("ferrite" in ASCII).
-SCHEMA_LOCK = 0x66657272697465
 COLUMN_TYPES = {"ts": "timestamptz NOT NULL", "props": "jsonb", "id": "text NOT NULL",
                 "site": "text NOT NULL", "name": "text NOT NULL"}
 
@@ -75,6 +80,10 @@ class Settings(Table):
 
 def _day(ts: datetime) -> date:
     return ts.astimezone(UTC).date()
+
+
+def _hour(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H")
 
 
 class PostgresSink:
@@ -126,6 +135,7 @@ class PostgresSink:
             conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (site, ts)").format(
                 self._table("_site_ts"), self._table()))
             self._extra = self._extra_columns(conn)
+            create_schema(conn)
         self._maintain(datetime.now(UTC).date())
 
     def _extra_columns(self, conn: psycopg.Connection) -> list[str]:
@@ -232,6 +242,8 @@ class PostgresSink:
                     with conn.transaction(), conn.cursor() as cur:
                         self._copy(cur, sql.SQL("COPY {} ({}) FROM STDIN").format(
                             self._table(), ident), rows)
+                    # rollups counted before this write must not be read any more
+                    mark_changed(conn, hours_of(events))
                     return len(rows)
                 except psycopg.errors.UniqueViolation:
                     pass  # some are stored already (a replay, a retry): skip those
@@ -241,15 +253,21 @@ class PostgresSink:
                 with conn.cursor() as cur:
                     self._copy(cur, sql.SQL("COPY ferrite_batch ({}) FROM STDIN").format(
                         ident), rows)
-                    # DO NOTHING also skips a duplicate within the batch itself
+                    # DO NOTHING also skips a duplicate within the batch itself; RETURNING
+                    # gives the rows really inserted, whose hours alone move on
                     cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ferrite_batch "
-                                        "ON CONFLICT DO NOTHING").format(
+                                        "ON CONFLICT DO NOTHING RETURNING site, ts").format(
                         self._table(), ident, ident))
-                    return cur.rowcount
+                    inserted = cur.fetchall()
+                if inserted:
+                    mark_changed(conn, {(site, _hour(ts)) for site, ts in inserted})
+                return len(inserted)
 
     @staticmethod
     def _row(e: Event, extras: list[str]) -> tuple[Any, ...]:
-        return (e.id, e.ts, e.site, e.name, e.path, e.referrer, e.source, e.utm_source,
+        # milliseconds, as the SQLite store keeps them, so both count visits the same
+        ts = e.ts.replace(microsecond=e.ts.microsecond // 1000 * 1000)
+        return (e.id, ts, e.site, e.name, e.path, e.referrer, e.source, e.utm_source,
                 e.utm_medium, e.utm_campaign, e.session, e.browser, e.os, e.device,
                 json.dumps(e.props, ensure_ascii=False) if e.props else None,
                 *[None if e.extra.get(c) is None else str(e.extra[c]) for c in extras])
@@ -260,6 +278,15 @@ class PostgresSink:
         with cur.copy(statement) as copy:
             for row in rows:
                 copy.write_row(row)
+
+
+    @hookimpl
+    def ferrite_stats_store(self) -> PostgresStats:
+        """Queries use their own small pool, so a slow report never holds a writer's
+        connection."""
+        s = self.settings
+        return PostgresStats(s.url, s.table, pool_size=max(2, s.pool_size // 2),
+                             connect_timeout=s.connect_timeout_seconds, shown_url=masked(s.url))
 
 
 @hookimpl

@@ -20,6 +20,7 @@ so both stores give the same answers on the same events.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta
@@ -32,6 +33,7 @@ from ferrite.stats.store import (
     TIME_DIMENSIONS,
     Condition,
     Filter,
+    KeyRecord,
     Logic,
     Measures,
     Not,
@@ -507,6 +509,13 @@ def _measures(counts: Any) -> Measures:
     """Counts as the stores return them (PostgreSQL sums are decimals) as Measures."""
     v, vi, pv, ev, b, d = (c or 0 for c in counts)
     return Measures(int(v), int(vi), int(pv), int(ev), int(b), float(d))
+
+
+def key_record(row: tuple[Any, ...]) -> KeyRecord:
+    """A stats_keys row (sites as a JSON list, times as ISO text) as a KeyRecord."""
+    return KeyRecord(row[0], row[1], row[2], tuple(json.loads(row[3])),
+                     datetime.fromisoformat(row[4]),
+                     datetime.fromisoformat(row[5]) if row[5] else None)
 
 
 def hours_of(events: Any) -> set[tuple[str, str]]:

@@ -23,7 +23,7 @@ import re2
 from ferrite.core.errors import FerriteError
 from ferrite.core.event import STORED_FIELDS
 from ferrite.plugins.referrer_sources import source_name
-from ferrite.plugins.sql_stats import SqlStats, _iso, whole_days
+from ferrite.plugins.sql_stats import SqlStats, _iso, key_record, whole_days
 from ferrite.stats.store import KeyRecord, QueryTimeout, TimeBuckets
 
 __all__ = ["SCHEMA", "SqliteStats", "mark_changed", "whole_days"]
@@ -326,11 +326,12 @@ class SqliteStats(SqlStats):
         with self._reader() as conn:
             row = conn.execute("SELECT * FROM stats_keys WHERE key_hash = ?",
                                (key_hash,)).fetchone()
-        return _key(row) if row else None
+        return key_record(row) if row else None
 
     def list_keys(self) -> list[KeyRecord]:
         with self._reader() as conn:
-            return [_key(r) for r in conn.execute("SELECT * FROM stats_keys ORDER BY created")]
+            rows = conn.execute("SELECT * FROM stats_keys ORDER BY created").fetchall()
+        return [key_record(r) for r in rows]
 
     def revoke_key(self, key_id: str) -> bool:
         return self._write("UPDATE stats_keys SET revoked = ? WHERE id = ? AND revoked IS NULL",
@@ -343,11 +344,3 @@ def mark_changed(conn: sqlite3.Connection, hours: set[tuple[str, str]]) -> None:
     write no longer adds up and is not read."""
     conn.executemany("INSERT INTO stats_hours VALUES (?, ?, 1) ON CONFLICT (site, hour) "
                      "DO UPDATE SET n = n + 1", sorted(hours))
-
-
-def _key(row: tuple[Any, ...]) -> KeyRecord:
-    return KeyRecord(row[0], row[1], row[2], tuple(json.loads(row[3])),
-                     datetime.fromisoformat(row[4]),
-                     datetime.fromisoformat(row[5]) if row[5] else None)
-
-

@@ -31,6 +31,11 @@ class QueryTimeout(Exception):
     """The store stopped a query at the request's deadline."""
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be reached now (a database server down or restarting); the
+    message names it with any password masked. Answered as 503: retry later."""
+
+
 @dataclass(frozen=True, slots=True)
 class Condition:
     """One simple filter: `dimension` compared with any of `values` (an OR)."""

@@ -1,0 +1,340 @@
+"""The postgres sink's answers to stats queries: the PostgreSQL dialect of `SqlStats` (the
+query model and the rollups are in sql_stats.py, so on the same events both stores give the
+same answers).
+
+Every query runs in one REPEATABLE READ transaction (one snapshot, like SQLite's WAL
+read), with `statement_timeout` set from the request's deadline. Text is compared and
+sorted byte-wise (COLLATE "C"), as SQLite does. Patterns use PostgreSQL's regular
+expressions (the engine has checked them with RE2 first; PostgreSQL's engine is not
+backtracking-free, so the statement timeout is what bounds a hostile pattern).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ferrite.core.event import STORED_FIELDS
+from ferrite.plugins.referrer_sources import NAMES
+from ferrite.plugins.sql_stats import SqlStats, hours_of, key_record
+from ferrite.stats.model import QueryError
+from ferrite.stats.store import KeyRecord, QueryTimeout, StoreUnavailable, TimeBuckets
+
+#: pg_advisory_xact_lock key of schema changes ("ferrite" in ASCII), shared by the sink.
+SCHEMA_LOCK = 0x66657272697465
+#: The read side's tables; made by whichever of the sink and the store starts first,
+#: under the sink's schema lock.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS stats_rollup (
+    site text NOT NULL, dim text NOT NULL, day text NOT NULL, value text NOT NULL,
+    visitors bigint NOT NULL, visits bigint NOT NULL, pageviews bigint NOT NULL,
+    events bigint NOT NULL, bounces bigint NOT NULL, duration double precision NOT NULL,
+    PRIMARY KEY (site, dim, day, value));
+CREATE TABLE IF NOT EXISTS stats_days (
+    site text NOT NULL, day text NOT NULL, zone text NOT NULL, hour_from text NOT NULL,
+    hour_to text NOT NULL, gen bigint NOT NULL, built text NOT NULL,
+    PRIMARY KEY (site, day));
+CREATE TABLE IF NOT EXISTS stats_hours (
+    site text NOT NULL, hour text NOT NULL, n bigint NOT NULL, PRIMARY KEY (site, hour));
+CREATE TABLE IF NOT EXISTS stats_keys (
+    id text PRIMARY KEY, name text NOT NULL, key_hash text NOT NULL UNIQUE,
+    sites text NOT NULL, created text NOT NULL, revoked text);
+"""
+
+PAGE = ("CASE WHEN strpos(e.path, '?') = 0 THEN e.path ELSE substr(e.path, 1, "
+        "strpos(e.path, '?') - 1) || CASE WHEN strpos(e.path, '#') > 0 THEN "
+        "substr(e.path, strpos(e.path, '#')) ELSE '' END END")
+# SQLite's LIKE ignores ASCII case: ILIKE here; %% is psycopg's escaped %
+_NO_SCHEME = ("CASE WHEN e.referrer ILIKE 'https://%%' THEN substr(e.referrer, 9) "
+              "WHEN e.referrer ILIKE 'http://%%' THEN substr(e.referrer, 8) "
+              "ELSE coalesce(e.referrer, '') END")
+REFERRER = f"(CASE WHEN ({_NO_SCHEME}) ILIKE 'www.%%' THEN substr({_NO_SCHEME}, 5) " \
+           f"ELSE {_NO_SCHEME} END)"
+_HOST = f"(CASE WHEN strpos({REFERRER}, '/') > 0 THEN substr({REFERRER}, 1, " \
+        f"strpos({REFERRER}, '/') - 1) ELSE {REFERRER} END)"
+SOURCE = (f"CASE WHEN coalesce(e.utm_source, '') <> '' THEN e.utm_source "
+          f"WHEN coalesce(e.source, '') IN ('', 'direct', 'internal') THEN '' "
+          f"ELSE ferrite_source({_HOST}) END")
+
+
+def source_function() -> sql.Composed:
+    """referrer_sources.source_name in SQL: the known hosts' names, then google.* by rule."""
+    cases = sql.SQL(" ").join(sql.SQL("WHEN {} THEN {}").format(sql.Literal(h), sql.Literal(n))
+                              for h, n in sorted(NAMES.items()))
+    return sql.SQL(
+        "CREATE OR REPLACE FUNCTION ferrite_source(host text) RETURNS text LANGUAGE sql "
+        "IMMUTABLE PARALLEL SAFE AS $fn$ SELECT CASE host {} ELSE CASE WHEN "
+        "position('.google.' in '.' || host) > 0 THEN 'Google' ELSE host END END $fn$"
+    ).format(cases)
+
+
+def create_schema(conn: psycopg.Connection) -> None:
+    """The read side's tables and function; the caller holds the schema lock."""
+    conn.execute(SCHEMA)
+    conn.execute(source_function())
+
+
+def mark_changed(conn: psycopg.Connection, hours: set[tuple[str, str]]) -> None:
+    """The sink's side of the rollups, in its write transaction, for the rows it really
+    inserted: each (site, UTC hour) moves on a generation (in sorted order, so two nodes
+    never deadlock on the same rows)."""
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO stats_hours (site, hour, n) VALUES (%s, %s, 1) "
+                        "ON CONFLICT (site, hour) DO UPDATE SET n = stats_hours.n + 1",
+                        sorted(hours))
+
+
+class _Reader:
+    """A connection in a read transaction, taking the shared code's numbered parameters."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, statement: str, params: list[Any] | tuple[Any, ...] = ()
+                ) -> psycopg.Cursor[Any]:
+        return self.conn.execute(statement,  # type: ignore[call-overload]
+                                 {f"p{i}": v for i, v in enumerate(params, 1)})
+
+
+class PostgresStats(SqlStats):
+    name = "postgres"
+    page_sql = PAGE
+    referrer_sql = REFERRER
+    source_sql = SOURCE
+    ms_sql = "(extract(epoch FROM e.ts) * 1000)::bigint"
+    temp_schema = "pg_temp"
+
+    def __init__(self, url: str, table: str = "events", pool_size: int = 4,
+                 connect_timeout: float = 10, shown_url: str = "") -> None:
+        self.url = url
+        self.table = table
+        self.shown_url = shown_url or "PostgreSQL"
+        self.connect_timeout = connect_timeout
+        self._pool_size = pool_size
+        self._pool: ConnectionPool | None = None
+        self._lock = threading.Lock()
+        self._extra: list[str] | None = None
+        self._ready = False
+
+    # --- connections ------------------------------------------------------------------
+
+    def _pool_open(self) -> ConnectionPool:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ConnectionPool(
+                    self.url, min_size=1, max_size=self._pool_size, open=False,
+                    kwargs={"connect_timeout": max(1, int(self.connect_timeout))},
+                    name="ferrite-stats")
+                self._pool.open(wait=False)
+            return self._pool
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        try:
+            with self._pool_open().connection(timeout=self.connect_timeout) as conn:
+                yield conn
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise StoreUnavailable(f"{self.shown_url} is unavailable: "
+                                   f"{type(exc).__name__}") from None
+
+    @contextmanager
+    def _reader(self, deadline: float | None = None) -> Iterator[_Reader]:
+        self._prepare()
+        with self._connection() as conn:
+            try:
+                with conn.transaction():
+                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    if deadline is not None:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            raise QueryTimeout("the query ran past its time limit")
+                        conn.execute(f"SET LOCAL statement_timeout = {max(1, int(left * 1000))}")
+                    yield _Reader(conn)
+            except psycopg.errors.QueryCanceled:
+                raise QueryTimeout("the query ran past its time limit") from None
+            except psycopg.errors.InvalidRegularExpression as exc:
+                raise QueryError("filters", f"PostgreSQL cannot use this pattern: "
+                                 f"{exc.diag.message_primary}") from None
+
+    def _prepare(self) -> None:
+        if self._ready:
+            return
+        with self._connection() as conn:
+            exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL",
+                                  (self.table,)).fetchone()
+            stats = conn.execute("SELECT to_regclass('stats_keys') IS NOT NULL").fetchone()
+            if not (stats and stats[0]):
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                    create_schema(conn)
+            conn.commit()
+            if exists and exists[0]:
+                self._extra = self._extra_columns(conn)
+                self._ready = True
+
+    def _extra_columns(self, conn: psycopg.Connection) -> list[str]:
+        rows = conn.execute("SELECT column_name FROM information_schema.columns WHERE "
+                            "table_name = %s AND table_schema = current_schema() "
+                            "ORDER BY ordinal_position", (self.table,)).fetchall()
+        return [r[0] for r in rows if r[0] not in STORED_FIELDS]
+
+    def _events_exist(self) -> bool:
+        self._prepare()
+        return self._ready
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+        self._ready = False
+
+    # --- metadata ---------------------------------------------------------------------
+
+    def dimensions(self) -> list[str]:
+        self._prepare()
+        if self._ready:  # a sink may have added a column since
+            with self._connection() as conn:
+                self._extra = self._extra_columns(conn)
+        return list(self._extra or [])
+
+    def _first_ts(self, site: str) -> datetime | None:
+        with self._reader() as conn:
+            (ts,) = conn.execute(f"SELECT min(ts) FROM {self.quote(self.table)} WHERE "
+                                 f"site = %(p1)s", [site]).fetchone()
+        return ts
+
+    def sites(self) -> list[str]:
+        if not self._events_exist():
+            return []
+        sites: list[str] = []
+        with self._reader() as conn:
+            last = ""
+            while True:  # index hops instead of a DISTINCT scan of every event
+                (site,) = conn.execute(f"SELECT min(site COLLATE \"C\") FROM "
+                                       f"{self.quote(self.table)} WHERE site COLLATE \"C\" > "
+                                       f"%(p1)s", [last]).fetchone()
+                if site is None:
+                    return sites
+                sites.append(site)
+                last = site
+
+    def prop_keys(self, site: str, start: datetime, end: datetime,
+                  limit: int = 20) -> list[str]:
+        if not self._events_exist():
+            return []
+        with self._reader() as conn:
+            rows = conn.execute(
+                f"SELECT k, count(*) AS n FROM {self.quote(self.table)} AS e, "
+                f"jsonb_object_keys(e.props) AS k WHERE e.site = %(p1)s AND e.ts >= %(p2)s "
+                f"AND e.ts < %(p3)s AND jsonb_typeof(e.props) = 'object' "
+                f"GROUP BY k ORDER BY n DESC, k COLLATE \"C\" LIMIT %(p4)s",
+                [site, start, end, limit]).fetchall()
+        return [r[0] for r in rows]
+
+    # --- the PostgreSQL dialect -------------------------------------------------------
+
+    def ph(self, n: int) -> str:
+        return f"%(p{n})s"
+
+    def time_param(self, ts: datetime) -> datetime:
+        return ts.astimezone(UTC)
+
+    def utc_day_sql(self) -> str:
+        return "(e.ts AT TIME ZONE 'UTC')::date"
+
+    def local_day_key_sql(self, local: str) -> str:
+        # local days differ from UTC days by at most one: one integer per pair
+        utc = "(e.ts AT TIME ZONE 'UTC')::date"
+        return f"(({utc} - DATE '1970-01-01') * 4 + ({local}::date - {utc}) + 1)"
+
+    def local_time_sql(self, buckets: TimeBuckets | None, params: list[Any]) -> str:
+        if buckets is None or all(s == 0 for _, s in buckets.offsets):
+            return "(ts AT TIME ZONE 'UTC')"
+        cases = []
+        for at, seconds in reversed(buckets.offsets[1:]):
+            params.append(at.astimezone(UTC))
+            cases.append(f"WHEN ts >= {self.ph(len(params))} THEN {seconds:d}")
+        first = buckets.offsets[0][1]
+        shift = f"CASE {' '.join(cases)} ELSE {first:d} END" if cases else f"{first:d}"
+        return f"((ts AT TIME ZONE 'UTC') + ({shift}) * interval '1 second')"
+
+    def time_label_sql(self, dim: str, local: str) -> str:
+        return {"time:hour": f"to_char(date_trunc('hour', {local}), 'YYYY-MM-DD HH24:MI:SS')",
+                "time:day": f"to_char({local}, 'YYYY-MM-DD')",
+                "time:week": f"to_char(date_trunc('week', {local}), 'YYYY-MM-DD')",
+                "time:month": f"to_char(date_trunc('month', {local}), 'YYYY-MM-DD')"}[dim]
+
+    def prop_sql(self, key: str, params: list[Any]) -> str:
+        params.append(key)
+        return f"coalesce(props ->> {self.ph(len(params))}, '')"
+
+    def contains_sql(self, target: str, placeholder: str) -> str:
+        return f"strpos({target}, {placeholder}) > 0"
+
+    def matches_sql(self, col: str, pattern: str, case_sensitive: bool,
+                    params: list[Any]) -> str:
+        params.append(pattern)
+        return f"({col} {'~' if case_sensitive else '~*'} {self.ph(len(params))})"
+
+    def temp_table_sql(self, name: str, select: str) -> list[str]:
+        return [f"CREATE TEMP TABLE {name} ON COMMIT DROP AS {select}"]
+
+    def _store_rollup(self, site: str, day: str, zone: str, hours: tuple[str, str],
+                      generation: int, rows: list[tuple[Any, ...]]) -> None:
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("DELETE FROM stats_rollup WHERE site = %s AND day = %s", (site, day))
+            with cur.copy("COPY stats_rollup FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute("INSERT INTO stats_days VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                        "ON CONFLICT (site, day) DO UPDATE SET zone = excluded.zone, "
+                        "hour_from = excluded.hour_from, hour_to = excluded.hour_to, "
+                        "gen = excluded.gen, built = excluded.built",
+                        (site, day, zone, *hours, generation,
+                         datetime.now(UTC).isoformat(timespec="seconds")))
+
+    # --- keys -------------------------------------------------------------------------
+
+    def _key_write(self, statement: str, params: tuple[Any, ...]) -> int:
+        self._prepare()
+        with self._connection() as conn, conn.transaction():
+            return conn.execute(statement, params).rowcount
+
+    def add_key(self, record: KeyRecord) -> None:
+        self._key_write("INSERT INTO stats_keys VALUES (%s, %s, %s, %s, %s, NULL)",
+                        (record.id, record.name, record.key_hash,
+                         json.dumps(list(record.sites)),
+                         record.created.isoformat(timespec="seconds")))
+
+    def find_key(self, key_hash: str) -> KeyRecord | None:
+        self._prepare()
+        with self._connection() as conn:
+            row = conn.execute("SELECT * FROM stats_keys WHERE key_hash = %s",
+                               (key_hash,)).fetchone()
+            conn.rollback()
+        return key_record(row) if row else None
+
+    def list_keys(self) -> list[KeyRecord]:
+        self._prepare()
+        with self._connection() as conn:
+            rows = conn.execute("SELECT * FROM stats_keys ORDER BY created, id").fetchall()
+            conn.rollback()
+        return [key_record(r) for r in rows]
+
+    def revoke_key(self, key_id: str) -> bool:
+        return self._key_write("UPDATE stats_keys SET revoked = %s WHERE id = %s AND "
+                               "revoked IS NULL",
+                               (datetime.now(UTC).isoformat(timespec="seconds"), key_id)) > 0
+
+
+__all__ = ["SCHEMA", "SCHEMA_LOCK", "PostgresStats", "create_schema", "hours_of", "mark_changed"]
