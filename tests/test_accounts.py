@@ -19,9 +19,29 @@ from ferrite.plugins.sqlite_accounts import SqliteAccounts
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def reopen(request, tmp_path):
+    """Opens the account store of a backend (again: a second node's view)."""
+    if request.param == "sqlite":
+        yield lambda: SqliteAccounts(str(tmp_path / "ferrite.db"))
+        return
+    from ferrite.plugins.postgres_accounts import PostgresAccounts
+
+    from .postgres_helpers import fresh_database
+
+    opened = []
+    with fresh_database() as url:
+        def open_store() -> PostgresAccounts:
+            opened.append(PostgresAccounts(url))
+            return opened[-1]
+        yield open_store
+        for store in opened:
+            store.close()
+
+
 @pytest.fixture
-def store(tmp_path):
-    return SqliteAccounts(str(tmp_path / "ferrite.db"))
+def store(reopen):
+    return reopen()
 
 
 def test_passwords_are_argon2id_and_verify():
@@ -108,7 +128,22 @@ def test_setup_token_expired_creates_nothing(store):
     assert store.count_users() == 0
 
 
-def test_shares_and_secrets(store, tmp_path):
+def test_two_nodes_racing_on_the_setup_link_make_one_admin(store, reopen):
+    """Two browsers answered by different nodes (stores of their own) at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = service.setup_token(store, timedelta(hours=1), NOW)
+    nodes = [reopen() for _ in range(6)]
+    users = [service.new_user(f"admin{i}@example.com", "a-long-password", "admin")
+             for i in range(6)]
+    with ThreadPoolExecutor(6) as pool:
+        made = list(pool.map(lambda n: nodes[n].create_first_admin(
+            token_hash(token), users[n], NOW), range(6)))
+    assert made.count(True) == 1
+    assert store.count_users() == 1
+
+
+def test_shares_and_secrets(store, reopen):
     token, share = service.create_share(store, "www.Ex.com", "for the team", "share-password")
     assert share.site == "ex.com" and share.password_hash.startswith("$argon2id$")
     assert store.find_share(token_hash(token)) == share
@@ -120,7 +155,7 @@ def test_shares_and_secrets(store, tmp_path):
     assert store.list_shares("other.example") == []
     secret = store.secret("dashboard")
     assert len(secret) == 32
-    assert SqliteAccounts(str(tmp_path / "ferrite.db")).secret("dashboard") == secret
+    assert reopen().secret("dashboard") == secret
 
 
 def test_hook_ferrite_account_store(tmp_path):

@@ -13,6 +13,11 @@ class PluginError(FerriteError):
     """A plugin could not be found, loaded or registered."""
 
 
+class StoreUnavailable(FerriteError):
+    """A shared store cannot be reached now (a database server down or restarting); the
+    message names it with any password masked. Web routes answer 503: retry later."""
+
+
 class SinkError(FerriteError):
     """One or more sinks failed to store a batch."""
 

@@ -52,7 +52,7 @@ from ferrite.stats import keys as api_keys
 from ferrite.stats.command import spreadsheet_safe
 from ferrite.stats.engine import Answer, Engine
 from ferrite.stats.model import QueryError
-from ferrite.stats.store import QueryTimeout, StatsStore
+from ferrite.stats.store import QueryTimeout, StatsStore, StoreUnavailable
 
 LOG = logging.getLogger("ferrite.dashboard")
 ACCESS = ("public", "user", "site", "admin", "share")
@@ -175,6 +175,11 @@ def register(app: QuartTrio, config: Config, stats: StatsStore, accounts: Accoun
                     result = await page("message.html", 503, title="Too slow",
                                         message="The numbers took too long to count; choose "
                                         "a shorter period or fewer filters.")
+                except StoreUnavailable:
+                    metrics.inc("rejected", reason="store_unavailable")
+                    result = await page("message.html", 503, title="Store unavailable",
+                                        message="The database cannot be reached right now; "
+                                        "try again in a moment.")
                 response = result if isinstance(result, Response) else Response(result)
                 return await finish(response)
             guarded.__name__ = view.__name__

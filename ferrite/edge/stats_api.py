@@ -22,7 +22,7 @@ from ferrite.stats import keys, v1
 from ferrite.stats.engine import Engine
 from ferrite.stats.model import QueryError
 from ferrite.stats.ratelimit import KeyLimiter
-from ferrite.stats.store import KeyRecord, QueryTimeout, StatsStore
+from ferrite.stats.store import KeyRecord, QueryTimeout, StatsStore, StoreUnavailable
 
 LOG = logging.getLogger("ferrite.stats")
 
@@ -97,6 +97,11 @@ def register(app: QuartTrio, config: Config, store: StatsStore, metrics: Metrics
                           f"query_timeout_seconds, and under [edge] read_timeout); narrow "
                           f"its date range or filters",
                           "field": "date_range"}, 503, **{"Retry-After": "5"})
+        except StoreUnavailable as exc:
+            metrics.inc("rejected", reason="stats_store_unavailable")
+            metrics.inc("stats_requests", endpoint=endpoint, status="503")
+            return _json({"error": f"{exc}; retry shortly", "field": None}, 503,
+                         **{"Retry-After": "5"})
         metrics.inc("stats_requests", endpoint=endpoint, status="200")
         return _json(result)
 

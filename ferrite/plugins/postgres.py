@@ -31,6 +31,7 @@ from ferrite.core.config import Config, Table
 from ferrite.core.delivery import FatalSinkError, RetryableSinkError
 from ferrite.core.event import STORED_FIELDS, Event
 from ferrite.core.hookspecs import hookimpl
+from ferrite.plugins.postgres_accounts import PostgresAccounts
 from ferrite.plugins.postgres_stats import (
     SCHEMA_LOCK,
     PostgresStats,
@@ -287,6 +288,11 @@ class PostgresSink:
         s = self.settings
         return PostgresStats(s.url, s.table, pool_size=max(2, s.pool_size // 2),
                              connect_timeout=s.connect_timeout_seconds, shown_url=masked(s.url))
+
+    @hookimpl
+    def ferrite_account_store(self) -> PostgresAccounts:
+        return PostgresAccounts(self.settings.url, masked(self.settings.url),
+                                self.settings.connect_timeout_seconds)
 
 
 @hookimpl

@@ -12,7 +12,6 @@ backtracking-free, so the statement timeout is what bounds a hostile pattern).
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,13 +20,13 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ferrite.core.event import STORED_FIELDS
+from ferrite.plugins.postgres_pool import LazyPool
 from ferrite.plugins.referrer_sources import NAMES
 from ferrite.plugins.sql_stats import SqlStats, hours_of, key_record
 from ferrite.stats.model import QueryError
-from ferrite.stats.store import KeyRecord, QueryTimeout, StoreUnavailable, TimeBuckets
+from ferrite.stats.store import KeyRecord, QueryTimeout, TimeBuckets
 
 #: pg_advisory_xact_lock key of schema changes ("ferrite" in ASCII), shared by the sink.
 SCHEMA_LOCK = 0x66657272697465
@@ -118,38 +117,17 @@ class PostgresStats(SqlStats):
         self.url = url
         self.table = table
         self.shown_url = shown_url or "PostgreSQL"
-        self.connect_timeout = connect_timeout
-        self._pool_size = pool_size
-        self._pool: ConnectionPool | None = None
-        self._lock = threading.Lock()
+        self.pool = LazyPool(url, shown_url or "PostgreSQL", pool_size, connect_timeout,
+                             "ferrite-stats")
         self._extra: list[str] | None = None
         self._ready = False
 
     # --- connections ------------------------------------------------------------------
 
-    def _pool_open(self) -> ConnectionPool:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ConnectionPool(
-                    self.url, min_size=1, max_size=self._pool_size, open=False,
-                    kwargs={"connect_timeout": max(1, int(self.connect_timeout))},
-                    name="ferrite-stats")
-                self._pool.open(wait=False)
-            return self._pool
-
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection]:
-        try:
-            with self._pool_open().connection(timeout=self.connect_timeout) as conn:
-                yield conn
-        except (PoolTimeout, psycopg.OperationalError) as exc:
-            raise StoreUnavailable(f"{self.shown_url} is unavailable: "
-                                   f"{type(exc).__name__}") from None
-
     @contextmanager
     def _reader(self, deadline: float | None = None) -> Iterator[_Reader]:
         self._prepare()
-        with self._connection() as conn:
+        with self.pool.connection() as conn:
             try:
                 with conn.transaction():
                     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -168,7 +146,7 @@ class PostgresStats(SqlStats):
     def _prepare(self) -> None:
         if self._ready:
             return
-        with self._connection() as conn:
+        with self.pool.connection() as conn:
             exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL",
                                   (self.table,)).fetchone()
             stats = conn.execute("SELECT to_regclass('stats_keys') IS NOT NULL").fetchone()
@@ -192,10 +170,7 @@ class PostgresStats(SqlStats):
         return self._ready
 
     def close(self) -> None:
-        with self._lock:
-            if self._pool is not None:
-                self._pool.close()
-                self._pool = None
+        self.pool.close()
         self._ready = False
 
     # --- metadata ---------------------------------------------------------------------
@@ -203,7 +178,7 @@ class PostgresStats(SqlStats):
     def dimensions(self) -> list[str]:
         self._prepare()
         if self._ready:  # a sink may have added a column since
-            with self._connection() as conn:
+            with self.pool.connection() as conn:
                 self._extra = self._extra_columns(conn)
         return list(self._extra or [])
 
@@ -291,7 +266,7 @@ class PostgresStats(SqlStats):
 
     def _store_rollup(self, site: str, day: str, zone: str, hours: tuple[str, str],
                       generation: int, rows: list[tuple[Any, ...]]) -> None:
-        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute("DELETE FROM stats_rollup WHERE site = %s AND day = %s", (site, day))
             with cur.copy("COPY stats_rollup FROM STDIN") as copy:
                 for row in rows:
@@ -307,7 +282,7 @@ class PostgresStats(SqlStats):
 
     def _key_write(self, statement: str, params: tuple[Any, ...]) -> int:
         self._prepare()
-        with self._connection() as conn, conn.transaction():
+        with self.pool.connection() as conn, conn.transaction():
             return conn.execute(statement, params).rowcount
 
     def add_key(self, record: KeyRecord) -> None:
@@ -318,7 +293,7 @@ class PostgresStats(SqlStats):
 
     def find_key(self, key_hash: str) -> KeyRecord | None:
         self._prepare()
-        with self._connection() as conn:
+        with self.pool.connection() as conn:
             row = conn.execute("SELECT * FROM stats_keys WHERE key_hash = %s",
                                (key_hash,)).fetchone()
             conn.rollback()
@@ -326,7 +301,7 @@ class PostgresStats(SqlStats):
 
     def list_keys(self) -> list[KeyRecord]:
         self._prepare()
-        with self._connection() as conn:
+        with self.pool.connection() as conn:
             rows = conn.execute("SELECT * FROM stats_keys ORDER BY created, id").fetchall()
             conn.rollback()
         return [key_record(r) for r in rows]

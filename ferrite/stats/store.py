@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol, runtime_checkable
 
+# raised by stores when their database cannot be reached, answered 503
+from ferrite.core.errors import StoreUnavailable as StoreUnavailable
+
 #: Dimensions whose value belongs to the event (the page it happened on, its name, props).
 EVENT_DIMENSIONS = ("event:page", "event:name")
 #: Dimensions whose value belongs to the visit: taken from the visit's first event
@@ -29,11 +32,6 @@ PROPS = "event:props:"
 
 class QueryTimeout(Exception):
     """The store stopped a query at the request's deadline."""
-
-
-class StoreUnavailable(Exception):
-    """The store cannot be reached now (a database server down or restarting); the
-    message names it with any password masked. Answered as 503: retry later."""
 
 
 @dataclass(frozen=True, slots=True)
