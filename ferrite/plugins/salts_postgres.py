@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from datetime import date
 
@@ -22,6 +23,8 @@ from ferrite.plugins.postgres import masked
 from ferrite.plugins.salts import ONE_DAY, SALT_BYTES, utc_today
 
 SCHEMA_LOCK = 0x73616C7473  # "salts"
+#: Seconds between attempts to reach the database for a rotation after a failed one.
+RETRY_SECONDS = 5.0
 
 
 class PostgresSaltStore:
@@ -31,7 +34,9 @@ class PostgresSaltStore:
         self._lock = threading.Lock()
         self._conn: psycopg.Connection | None = None
         self._salts: dict[date, bytes] = {}
+        self._shared: set[date] = set()  # days whose cached salt came from the table
         self._today: date | None = None
+        self._next_try = 0.0
 
     def open(self) -> None:
         try:
@@ -59,18 +64,37 @@ class PostgresSaltStore:
             return salt
         with self._lock:
             today = self.clock()
-            if today != self._today:
-                self._rotate_locked(today)
+            if today != self._today and time.monotonic() >= self._next_try:
+                try:
+                    self._rotate_locked(today)
+                except psycopg.OperationalError:
+                    # the database is away: go on with the salts read ahead, retry soon
+                    self._next_try = time.monotonic() + RETRY_SECONDS
+                    self._drop_connection()
             salt = self._salts.get(day)
             if salt is None:
-                salt = (self._stored(day) if today - ONE_DAY <= day <= today + ONE_DAY
+                salt = (self._read(day) if today - ONE_DAY <= day <= today + ONE_DAY
                         else os.urandom(SALT_BYTES))
                 self._salts[day] = salt
             return salt
 
     def rotate(self) -> None:
+        """Raises RetryableSinkError while the database cannot be reached."""
         with self._lock:
-            self._rotate_locked(self.clock())
+            try:
+                self._rotate_locked(self.clock())
+            except psycopg.OperationalError as exc:
+                self._drop_connection()
+                raise RetryableSinkError(f"PostgreSQL at {masked(self.url)} is unavailable "
+                                         f"for the session salts: {type(exc).__name__}") from None
+
+    def _read(self, day: date) -> bytes:
+        try:
+            return self._stored(day)
+        except psycopg.OperationalError as exc:
+            self._drop_connection()
+            raise RetryableSinkError(f"PostgreSQL at {masked(self.url)} is unavailable "
+                                     f"for the session salts: {type(exc).__name__}") from None
 
     def stored_days(self) -> list[date]:
         with self._lock:
@@ -79,17 +103,21 @@ class PostgresSaltStore:
 
     def _rotate_locked(self, today: date) -> None:
         yesterday = today - ONE_DAY
-        # what this node cached is dropped: the new day's salt is re-read from the table
-        self._salts = {d: s for d, s in self._salts.items() if yesterday <= d < today}
+        # a day's row never changes once made (insert-if-absent), so the salts read from
+        # it stay good; the ones made up locally for days outside the window are dropped
+        self._salts = {d: s for d, s in self._salts.items()
+                       if yesterday <= d <= today + ONE_DAY and d in self._shared}
         conn = self._db()
         deleted = conn.execute("DELETE FROM ferrite_salts WHERE day < %s",
                                (yesterday,)).rowcount
         if deleted:
             conn.execute("VACUUM ferrite_salts")  # no dead tuple keeps an old salt's bytes
-        self._stored(today + ONE_DAY)  # made ahead: midnight finds it there
+        for day in (today, today + ONE_DAY):  # tomorrow's made ahead: midnight finds it
+            self._salts[day] = self._stored(day)  # and so does a node cut off from it
         self._today = today
 
     def _stored(self, day: date) -> bytes:
+        self._shared.add(day)
         conn = self._db()
         conn.execute("INSERT INTO ferrite_salts (day, salt) VALUES (%s, %s) "
                      "ON CONFLICT (day) DO NOTHING", (day, os.urandom(SALT_BYTES)))
@@ -100,4 +128,10 @@ class PostgresSaltStore:
     def _db(self) -> psycopg.Connection:
         if self._conn is None:
             raise RuntimeError("the salt store is not open: ferrite_startup has not run")
+        if self._conn.closed or self._conn.broken:  # the server restarted: connect again
+            self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            self._conn.close()

@@ -14,6 +14,7 @@ from hashlib import blake2b
 from pydantic import Field
 
 from ferrite.core.config import DEFAULT_DATABASE, Config, Table
+from ferrite.core.delivery import RetryableSinkError
 from ferrite.core.event import Hit
 from ferrite.core.hookspecs import hookimpl
 from ferrite.plugins.salts import SaltStore
@@ -70,6 +71,11 @@ class Sessions:
     def _rotate_and_rearm(self) -> None:
         try:
             self.salts.rotate()
+        except RetryableSinkError:  # a shared store's database is away: try again soon
+            self._timer = threading.Timer(30, self._rotate_and_rearm)
+            self._timer.daemon = True
+            self._timer.start()
+            return
         except Exception:  # a closed store at shutdown; the next startup rotates anyway
             return
         self._arm_midnight_rotation()
