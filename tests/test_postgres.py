@@ -158,3 +158,36 @@ def test_a_node_on_postgres_serves_and_never_shows_the_password(url, tmp_path):
         assert server.stop() == 0
     assert rows(url, "SELECT path FROM events") == [("/served",)]
     assert not (tmp_path / "ferrite.db").exists()  # salts and events in PostgreSQL only
+
+
+def test_a_node_whose_database_never_comes_gives_up_with_one_clear_error():
+    from ferrite import Pipeline
+    from ferrite.core.errors import FerriteError
+
+    config = load_config(data={
+        "pipeline": {"plugins": ["session", "postgres"], "startup_wait_seconds": 1},
+        "plugins": {"postgres": {"url": "postgresql://u:hunter2@127.0.0.1:1/x",
+                                 "connect_timeout_seconds": 1}}})
+    pipeline = Pipeline(config)
+    with pytest.raises(FerriteError) as info:
+        pipeline.start()
+    message = str(info.value)
+    assert "startup_wait_seconds" in message and "u:***@127.0.0.1:1" in message
+    assert "hunter2" not in message
+
+
+def test_hook_ferrite_account_store_on_postgres(url):
+    """The postgres plugin keeps accounts in the shared database (docs/plugins.md)."""
+    from ferrite.accounts import service
+    from ferrite.core.manager import Plugins
+    from ferrite.plugins.postgres_accounts import PostgresAccounts
+
+    config = load_config(data={"pipeline": {"plugins": ["postgres"]},
+                               "plugins": {"postgres": {"url": url}}})
+    store = Plugins(config).hook.ferrite_account_store()
+    try:
+        assert isinstance(store, PostgresAccounts)
+        service.add_user(store, "a@b.example", "a-long-password", "admin")
+        assert store.count_users() == 1
+    finally:
+        store.close()

@@ -240,3 +240,27 @@ def test_two_nodes_switch_salts_at_a_real_midnight(tmp_path):
         assert {date(2026, 3, 10), date(2026, 3, 11)} <= days
         stamps = dict(query(url, "SELECT path, ts::date FROM events"))
         assert stamps["/before0"] == date(2026, 3, 10) and stamps["/after1"] == date(2026, 3, 11)
+
+
+def test_a_node_started_before_its_database_waits_for_it(tmp_path):
+    """Boot order is free: a node whose PostgreSQL is still down retries (a warning per
+    attempt, the password masked) and serves once the database is up."""
+    with fresh_database() as url:
+        node = nodes(tmp_path, url, 1)
+        pool = ThreadPoolExecutor(1)
+        pg_ctl("stop")
+        try:
+            starting = pool.submit(node.__enter__)
+            time.sleep(4)
+            assert not starting.done()
+        finally:
+            pg_ctl("start")
+        (server,), _ = starting.result(timeout=90)
+        pool.shutdown()
+        try:
+            assert hit(server, path="/late") == 202
+            wait_for_events(url, 1)
+        finally:
+            node.__exit__(None, None, None)
+        waiting = [line for line in server.output if "retrying in" in line]
+        assert waiting and "postgres:***@" in waiting[0]

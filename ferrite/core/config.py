@@ -83,6 +83,10 @@ class PipelineTable(Table):
     retry_initial_seconds: float = Field(0.1, ge=0, le=60,
                                          description="Wait before the first retry; doubles.")
     retry_max_seconds: float = Field(2.0, ge=0, le=600, description="Cap on any one wait.")
+    startup_wait_seconds: float = Field(
+        60.0, ge=0, le=86_400, description="How long a starting node waits for a plugin's "
+        "server that cannot be reached yet (a database still booting), retrying, before it "
+        "gives up.")
     sink_timeout_seconds: float = Field(
         30.0, gt=0, le=3600, description="For the edge: a sink write that takes longer "
         "counts as failed; the sink is then skipped (its batches spooled) until it answers.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -18,8 +19,8 @@ from types import TracebackType
 from typing import Any
 
 from ferrite.core.config import Config, load_config
-from ferrite.core.delivery import RetryPolicy, Spool, deliver
-from ferrite.core.errors import ConfigError, SinkError
+from ferrite.core.delivery import RetryableSinkError, RetryPolicy, Spool, deliver
+from ferrite.core.errors import ConfigError, FerriteError, SinkError
 from ferrite.core.event import PRIVATE_HEADERS, Agent, Event, Hit, new_event_id
 from ferrite.core.manager import FIRST_ANSWER, Plugins
 from ferrite.core.metrics import Metrics
@@ -28,6 +29,7 @@ from ferrite.core.urls import url_path, without_query
 #: `ferrite serve --debug` shows why each discarded hit was discarded: site, page path and
 #: reason, and the browser summary for bots; never an IP address or a user agent.
 DISCARDS = logging.getLogger("ferrite.discards")
+log = logging.getLogger("ferrite")
 
 UNKNOWN_AGENT = Agent()
 ENRICH_FAILED = "enrich_failed"
@@ -97,8 +99,35 @@ class Pipeline:
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.plugins.hook.ferrite_startup()
+        """Start every plugin. A plugin whose server cannot be reached yet (it raises
+        RetryableSinkError) is retried for [pipeline] startup_wait_seconds, so nodes and
+        their database may boot in any order."""
+        table = self.config.pipeline
+        deadline = time.monotonic() + table.startup_wait_seconds
+        wait = max(table.retry_initial_seconds, 0.5)
+        while True:
+            try:
+                self.plugins.hook.ferrite_startup()
+                break
+            except RetryableSinkError as exc:
+                if time.monotonic() + wait > deadline:
+                    raise FerriteError(f"{exc} (still, after waiting [pipeline] "
+                                       f"startup_wait_seconds = "
+                                       f"{table.startup_wait_seconds:g})") from None
+                log.warning("%s; retrying in %.1f s", exc, wait)
+                self._shutdown_quietly()
+                time.sleep(wait)
+                wait = min(wait * 2, 10.0)
         self.started = True
+
+    def _shutdown_quietly(self) -> None:
+        """Undo a partial start before the next attempt (plugins that did start)."""
+        for impl in reversed(self.plugins.hook.ferrite_shutdown.get_hookimpls()):
+            try:
+                impl.function()
+            except Exception:
+                log.debug("shutdown of %s after a failed start", impl.plugin_name,
+                          exc_info=True)
 
     def close(self) -> None:
         """Shut every plugin down, even when one of them fails, then report the failures."""
