@@ -48,7 +48,8 @@ SET = {
 }
 
 
-def generate(db: Path, events: int, days: int, seed: int = 7) -> None:
+def generate(db: Path, events: int, days: int, seed: int = 7, sink=None) -> None:
+    """The same events for a seed; into the SQLite file `db`, or into `sink`."""
     rng = random.Random(seed)
     pages = [f"/{rng.choice(['blog', 'docs', 'p', 'shop'])}/{i}" for i in range(2000)]
     page_w = [1 / (i + 1) for i in range(len(pages))]
@@ -59,7 +60,7 @@ def generate(db: Path, events: int, days: int, seed: int = 7) -> None:
     browser_w = [b[3] for b in BROWSERS]
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = end - timedelta(days=days)
-    sink = SqliteSink(Settings(path=str(db), synchronous="OFF"))
+    sink = sink or SqliteSink(Settings(path=str(db), synchronous="OFF"))
     sink.ferrite_startup()
     made, n, batch = 0, 0, []
     span = (end - start).total_seconds()

@@ -25,6 +25,22 @@ def test_example_config_is_valid_and_uses_every_builtin():
     assert Plugins(postgres).loaded["postgres"].settings.url.endswith("@db.example/f")
 
 
+def test_deploy_examples_are_valid():
+    """examples/deploy: the configs docs/deploy.md tells operators to copy."""
+    from ferrite.core.sites import sites_of
+
+    single = load_config(ROOT / "examples" / "deploy" / "ferrite-sqlite.toml")
+    Plugins(single)
+    assert single.edge.trusted_proxies and sites_of(single).accepts("example.com")
+    node = load_config(ROOT / "examples" / "deploy" / "ferrite-node.toml",
+                       environ={"DATABASE_URL": "postgresql://f:secret@db.example/f"})
+    assert "postgres" in Plugins(node).loaded
+    unit = (ROOT / "examples" / "deploy" / "ferrite.service").read_text()
+    assert "ExecStart=/opt/ferrite/bin/ferrite serve --config /etc/ferrite/ferrite.toml" in unit
+    for proxy in ("nginx.conf", "Caddyfile"):
+        assert "8000" in (ROOT / "examples" / "deploy" / proxy).read_text()
+
+
 def test_example_config_runs(in_tmp, capsys):
     with Pipeline(load_config(ROOT / "examples" / "ferrite.toml")) as pipeline:
         pipeline.run([make_hit()])
