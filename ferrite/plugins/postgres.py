@@ -237,32 +237,38 @@ class PostgresSink:
             columns = [*STORED_FIELDS, *extras]
             ident = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
             rows = [self._row(e, extras) for e in events]
-            with self._conn() as conn, conn.transaction():
+            with self._conn() as conn:
                 try:
-                    # the common case, new events: straight in (no second copy of the rows)
+                    # the common case, new events: straight in, in one transaction (no
+                    # savepoint, no second copy of the rows)
                     with conn.transaction(), conn.cursor() as cur:
                         self._copy(cur, sql.SQL("COPY {} ({}) FROM STDIN").format(
                             self._table(), ident), rows)
-                    # rollups counted before this write must not be read any more
-                    mark_changed(conn, hours_of(events))
+                        # rollups counted before this write must not be read any more
+                        mark_changed(conn, hours_of(events))
                     return len(rows)
                 except psycopg.errors.UniqueViolation:
                     pass  # some are stored already (a replay, a retry): skip those
-                conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS ferrite_batch "
-                                     "(LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-                             .format(self._table()))
-                with conn.cursor() as cur:
-                    self._copy(cur, sql.SQL("COPY ferrite_batch ({}) FROM STDIN").format(
-                        ident), rows)
-                    # DO NOTHING also skips a duplicate within the batch itself; RETURNING
-                    # gives the rows really inserted, whose hours alone move on
-                    cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ferrite_batch "
-                                        "ON CONFLICT DO NOTHING RETURNING site, ts").format(
-                        self._table(), ident, ident))
-                    inserted = cur.fetchall()
-                if inserted:
-                    mark_changed(conn, {(site, _hour(ts)) for site, ts in inserted})
-                return len(inserted)
+                return self._insert_new(conn, ident, rows)
+
+    def _insert_new(self, conn: psycopg.Connection, ident: sql.Composable,
+                    rows: list[tuple[Any, ...]]) -> int:
+        with conn.transaction():
+            conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS ferrite_batch "
+                                 "(LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+                         .format(self._table()))
+            with conn.cursor() as cur:
+                self._copy(cur, sql.SQL("COPY ferrite_batch ({}) FROM STDIN").format(
+                    ident), rows)
+                # DO NOTHING also skips a duplicate within the batch itself; RETURNING
+                # gives the rows really inserted, whose hours alone move on
+                cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ferrite_batch "
+                                    "ON CONFLICT DO NOTHING RETURNING site, ts").format(
+                    self._table(), ident, ident))
+                inserted = cur.fetchall()
+            if inserted:
+                mark_changed(conn, {(site, _hour(ts)) for site, ts in inserted})
+            return len(inserted)
 
     @staticmethod
     def _row(e: Event, extras: list[str]) -> tuple[Any, ...]:

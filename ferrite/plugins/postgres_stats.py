@@ -111,6 +111,11 @@ class PostgresStats(SqlStats):
     source_sql = SOURCE
     ms_sql = "(extract(epoch FROM e.ts) * 1000)::bigint"
     temp_schema = "pg_temp"
+    collate = ' COLLATE "C"'
+    # only objects have keys (a stranger's props could be any JSON)
+    prop_keys_from = ("jsonb_object_keys(CASE WHEN jsonb_typeof(e.props) = 'object' "
+                      "THEN e.props END) AS k")
+    prop_key = "k"
 
     def __init__(self, url: str, table: str = "events", pool_size: int = 4,
                  connect_timeout: float = 10, shown_url: str = "") -> None:
@@ -187,34 +192,6 @@ class PostgresStats(SqlStats):
             (ts,) = conn.execute(f"SELECT min(ts) FROM {self.quote(self.table)} WHERE "
                                  f"site = %(p1)s", [site]).fetchone()
         return ts
-
-    def sites(self) -> list[str]:
-        if not self._events_exist():
-            return []
-        sites: list[str] = []
-        with self._reader() as conn:
-            last = ""
-            while True:  # index hops instead of a DISTINCT scan of every event
-                (site,) = conn.execute(f"SELECT min(site COLLATE \"C\") FROM "
-                                       f"{self.quote(self.table)} WHERE site COLLATE \"C\" > "
-                                       f"%(p1)s", [last]).fetchone()
-                if site is None:
-                    return sites
-                sites.append(site)
-                last = site
-
-    def prop_keys(self, site: str, start: datetime, end: datetime,
-                  limit: int = 20) -> list[str]:
-        if not self._events_exist():
-            return []
-        with self._reader() as conn:
-            rows = conn.execute(
-                f"SELECT k, count(*) AS n FROM {self.quote(self.table)} AS e, "
-                f"jsonb_object_keys(e.props) AS k WHERE e.site = %(p1)s AND e.ts >= %(p2)s "
-                f"AND e.ts < %(p3)s AND jsonb_typeof(e.props) = 'object' "
-                f"GROUP BY k ORDER BY n DESC, k COLLATE \"C\" LIMIT %(p4)s",
-                [site, start, end, limit]).fetchall()
-        return [r[0] for r in rows]
 
     # --- the PostgreSQL dialect -------------------------------------------------------
 

@@ -149,8 +149,44 @@ class SqlStats:
         first = self._first_ts(site)
         return first.astimezone(UTC).date() if first else None
 
+    #: Appended to `site` and prop keys where they are sorted: byte-wise, in both stores.
+    collate = ""
+    #: The FROM item that lists an event's prop keys, and the key's expression in it.
+    prop_keys_from: str
+    prop_key: str
+
     def sites(self) -> list[str]:
-        raise NotImplementedError
+        """Every site with events, sorted byte-wise."""
+        if not self._events_exist():
+            return []
+        sites: list[str] = []
+        site_col = f"site{self.collate}"
+        with self._reader() as conn:
+            last = ""
+            while True:  # index hops instead of a DISTINCT scan of every event
+                (site,) = next(iter(conn.execute(
+                    f"SELECT min({site_col}) FROM {self.quote(self.table)} WHERE "
+                    f"{site_col} > {self.ph(1)}", [last])))
+                if site is None:
+                    return sites
+                sites.append(site)
+                last = site
+
+    def prop_keys(self, site: str, start: datetime, end: datetime,
+                  limit: int = 20) -> list[str]:
+        """The prop keys of the range's events, most used first (the dashboard's props
+        panels)."""
+        if not self._events_exist():
+            return []
+        p, k = self.ph, self.prop_key
+        with self._reader() as conn:
+            rows = conn.execute(
+                f"SELECT {k}, count(*) AS n FROM {self.quote(self.table)} AS e, "
+                f"{self.prop_keys_from} WHERE e.site = {p(1)} AND e.ts >= {p(2)} AND "
+                f"e.ts < {p(3)} AND e.props IS NOT NULL GROUP BY {k} "
+                f"ORDER BY n DESC, {k}{self.collate} LIMIT {p(4)}",
+                [site, self.time_param(start), self.time_param(end), limit])
+            return [r[0] for r in rows]
 
     # --- queries ----------------------------------------------------------------------
 
@@ -519,8 +555,11 @@ def key_record(row: tuple[Any, ...]) -> KeyRecord:
 
 
 def hours_of(events: Any) -> set[tuple[str, str]]:
-    """The (site, UTC hour 'YYYY-MM-DDTHH') of each event, the rollups' generations."""
-    return {(e.site, _iso(e.ts)[:13]) for e in events}
+    """The (site, UTC hour 'YYYY-MM-DDTHH') of each event, the rollups' generations
+    (formatted once per hour, not per event: this runs on every batch)."""
+    hours = {(e.site, int(e.ts.timestamp()) // 3600) for e in events}
+    return {(site, datetime.fromtimestamp(h * 3600, UTC).strftime("%Y-%m-%dT%H"))
+            for site, h in hours}
 
 
 def _iso(ts: datetime) -> str:

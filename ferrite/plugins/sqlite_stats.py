@@ -196,31 +196,6 @@ class SqliteStats(SqlStats):
                                  (site,)).fetchone()
         return datetime.fromisoformat(ts.replace("Z", "+00:00")) if ts else None
 
-    def sites(self) -> list[str]:
-        if not self._events_exist():
-            return []
-        sites, last = [], ""
-        with self._reader() as conn:
-            while True:  # index hops instead of a DISTINCT scan of every event
-                (site,) = conn.execute(f"SELECT min(site) FROM {_q(self.table)} WHERE site > ?",
-                                       (last,)).fetchone()
-                if site is None:
-                    return sites
-                sites.append(site)
-                last = site
-
-    def prop_keys(self, site: str, start: datetime, end: datetime,
-                  limit: int = 20) -> list[str]:
-        if not self._events_exist():
-            return []
-        with self._reader() as conn:
-            rows = conn.execute(
-                f"SELECT j.key, count(*) AS n FROM {_q(self.table)} AS e, json_each(e.props) "
-                f"AS j WHERE e.site = ? AND e.ts >= ? AND e.ts < ? AND e.props IS NOT NULL "
-                f"GROUP BY j.key ORDER BY n DESC, j.key LIMIT ?",
-                (site, _iso(start), _iso(end), limit)).fetchall()
-        return [r[0] for r in rows]
-
     def _events_exist(self) -> bool:
         self._prepare()
         if not self._has_events:  # a sink may have created it since
@@ -232,6 +207,8 @@ class SqliteStats(SqlStats):
 
     page_sql = PAGE
     referrer_sql = REFERRER
+    prop_keys_from = "json_each(e.props) AS j"
+    prop_key = "j.key"
     source_sql = SOURCE
     ms_sql = f"CAST(round(julianday(e.ts) * 86400000.0) AS INTEGER) - {UNIX_EPOCH_MS}"
 
