@@ -191,3 +191,20 @@ def test_hook_ferrite_account_store_on_postgres(url):
         assert store.count_users() == 1
     finally:
         store.close()
+
+
+def test_serve_without_its_database_exits_with_one_line_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "ferrite.toml").write_text(
+        '[pipeline]\nplugins = ["session", "postgres"]\nstartup_wait_seconds = 1\n'
+        '[plugins.postgres]\nurl = "postgresql://u:hunter2@127.0.0.1:1/x"\n'
+        'connect_timeout_seconds = 1\n')
+    out = subprocess.run([sys.executable, "-m", "ferrite", "serve", "--bind", "127.0.0.1:0"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    text = out.stdout + out.stderr
+    assert out.returncode == 1
+    assert "Traceback" not in text and "hunter2" not in text
+    assert "the node could not start: cannot connect to PostgreSQL at " \
+           "postgresql://u:***@127.0.0.1:1/x" in text

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ferrite.core.config import Config
+from ferrite.core.errors import FerriteError
 from ferrite.core.pipeline import Pipeline
 from ferrite.core.sites import sites_of
 from ferrite.edge import stats_api
@@ -75,6 +77,18 @@ def create_app(config: Config, *, pipeline: Pipeline | None = None) -> QuartTrio
     builder = stats_api.RollupBuilder(stats_store, config.stats.rollup_interval_seconds,
                                       sites_of(config).zone) \
         if stats_store is not None and config.stats.rollup_interval_seconds > 0 else None
+
+    quart_log_exception = app.log_exception
+
+    def log_exception(info: Any) -> None:
+        """A start that fails for a reason the operator can fix (a database that never
+        came) is one line, not a traceback; the CLI says it again as it exits."""
+        if isinstance(info[1], FerriteError):
+            logging.getLogger("ferrite").error("cannot start: %s", info[1])
+        else:
+            quart_log_exception(info)
+
+    app.log_exception = log_exception  # type: ignore[method-assign]
 
     @app.before_serving
     async def start() -> None:

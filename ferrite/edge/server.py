@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -26,7 +27,7 @@ from hypercorn.run import run as hypercorn_run
 from hypercorn.trio import serve as hypercorn_serve
 
 from ferrite.core.config import Config
-from ferrite.core.errors import ConfigError
+from ferrite.core.errors import ConfigError, FerriteError, StoreUnavailable
 from ferrite.core.manager import Plugins
 from ferrite.core.sites import sites_of
 from ferrite.edge.app import create_app
@@ -106,7 +107,11 @@ def dashboard_line(config: Config, plugins: Plugins, url: str) -> str:
     from ferrite.accounts.service import setup_token
 
     hours = config.dashboard.setup_link_hours
-    token = setup_token(accounts, timedelta(hours=hours))
+    try:
+        token = setup_token(accounts, timedelta(hours=hours))
+    except StoreUnavailable as exc:
+        return (f"  dashboard: {url}/dashboard/ ({exc}: no setup link; run `ferrite users "
+                f"add EMAIL --role admin` once it answers)")
     if token is None:
         return f"  dashboard: {url}/dashboard/"
     return (f"  dashboard: {url}/dashboard/\n"
@@ -173,6 +178,8 @@ def main(config: Config, config_path: str | None, *, bind: str | None,
         raise ConfigError(f"static folder {config.edge.static_dir!r} does not exist; pass an "
                           f"existing folder to --static (or [edge] static_dir)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # the pools' own reconnect chatter: Ferrite logs each outage once, its URL masked
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     if debug:  # children (--workers) inherit it through the environment
         os.environ[DEBUG_ENV] = "1"
     if os.environ.get(DEBUG_ENV):
@@ -182,11 +189,29 @@ def main(config: Config, config_path: str | None, *, bind: str | None,
             return run_workers(config, config_path)
         trio.run(serve, config)
     except (OSError, BaseExceptionGroup) as exc:
+        failed = _startup_failure(exc)
+        if failed is not None:
+            raise FerriteError(failed) from None
         error = _os_error(exc)
         if error is None:
             raise
         raise ConfigError(bind_problem(config.edge.bind, error)) from None
     return 0
+
+
+def _startup_failure(exc: BaseException) -> str | None:
+    """The message of a failed start (hypercorn's LifespanFailureError, wrapped by trio)."""
+    from hypercorn.utils import LifespanFailureError
+
+    if isinstance(exc, LifespanFailureError):
+        quoted = re.search(r"'(.*)'$", str(exc), re.S)
+        return f"the node could not start: {quoted[1] if quoted else exc}"
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _startup_failure(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def _os_error(exc: BaseException) -> OSError | None:
