@@ -399,3 +399,25 @@ def test_prop_keys_with_quotes_and_backslashes(db):
                filters=[["is", f"event:props:{odd}", ["v2"]]]) == [([], [1])]
     assert eng.prop_keys("ex.com", eng.plan({"site_id": "ex.com", "metrics": ["visitors"],
                                               "date_range": "all"}).period) == [odd]
+
+
+def test_referrers_and_sources_from_odd_but_real_referrers(db):
+    """Scheme and "www." are cut whatever their case, hosts are named (Gmail before Google's
+    rule), a referrer without a scheme still has a host: the same on every store."""
+    odd = ["HTTPS://WWW.Example.com/x", "http://www.t.co/abc", "www.news.google.de/q",
+           "https://mail.google.com/x", "ftp://files.example/"]
+    write(db, [event(f"2026-03-01T1{i}:00:00Z", f"s{i}", "/", referrer=ref, source="referral")
+               for i, ref in enumerate(odd)])
+    eng = engine(db)
+    try:
+        referrers = run(eng, metrics=["visitors"], dimensions=["visit:referrer"],
+                        date_range=["2026-03-01", "2026-03-01"])
+        assert sorted(r[0][0] for r in referrers) == [
+            "Example.com/x", "ftp://files.example/", "mail.google.com/x", "news.google.de/q",
+            "t.co/abc"]
+        sources = run(eng, metrics=["visitors"], dimensions=["visit:source"],
+                      date_range=["2026-03-01", "2026-03-01"])
+        assert sorted(r[0][0] for r in sources) == [
+            "Example.com", "Gmail", "Google", "Twitter", "ftp:"]
+    finally:
+        eng.close()
