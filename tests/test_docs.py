@@ -42,7 +42,8 @@ def all_test_function_names() -> set[str]:
     names = set()
     for path in (ROOT / "tests").glob("test_*.py"):
         tree = ast.parse(path.read_text())
-        names |= {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+        names |= {n.name for n in ast.walk(tree)
+                  if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
     return names
 
 

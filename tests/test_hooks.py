@@ -283,3 +283,23 @@ def test_hook_ferrite_write_may_say_how_many_events_were_new():
     hits = [make_hit(id="0" * 32), make_hit(id="1" * 32)]
     result = run_chain([*hits, *hits], plugins=[("dedup", module("dedup", ferrite_write=write))])
     assert result.metrics.get("new", component="dedup") == 2
+
+
+async def test_hook_ferrite_health(tmp_path):
+    """/readyz asks every plugin; a problem makes it 503 and listed, None is ready."""
+    from ferrite.core.pipeline import Pipeline
+    from ferrite.edge.app import create_app
+
+    from .edge_helpers import edge_config
+
+    state = {"problem": "the widget server at widgets.internal cannot be reached"}
+    plugin = module("widgets", ferrite_health=lambda: state["problem"])
+    config = load_config(data=edge_config(tmp_path / "f.db"))
+    app = create_app(config, pipeline=Pipeline(config, extra_plugins=[("widgets", plugin)]))
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert state["problem"] in (await ready.get_json())["problems"]
+        state["problem"] = None
+        assert (await client.get("/readyz")).status_code == 200

@@ -264,3 +264,19 @@ def test_a_node_started_before_its_database_waits_for_it(tmp_path):
             node.__exit__(None, None, None)
         waiting = [line for line in server.output if "retrying in" in line]
         assert waiting and "postgres:***@" in waiting[0]
+
+
+def test_a_node_is_not_ready_while_its_database_is_away_even_without_hits(tmp_path):
+    with fresh_database() as url, nodes(tmp_path, url, 1) as ((server,), _):
+        assert httpx.get(server.url + "/readyz", timeout=10).status_code == 200
+        pg_ctl("stop")
+        try:
+            time.sleep(2.5)  # past the cached answer
+            ready = httpx.get(server.url + "/readyz", timeout=10)
+            assert ready.status_code == 503
+            (problem,) = ready.json()["problems"]
+            assert "cannot be reached" in problem and "postgres:***@" in problem
+        finally:
+            pg_ctl("start")
+        time.sleep(2.5)
+        assert httpx.get(server.url + "/readyz", timeout=10).status_code == 200

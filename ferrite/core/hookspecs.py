@@ -49,6 +49,13 @@ def ferrite_shutdown() -> None:
     """Flush and close what `ferrite_startup` opened; runs even after errors."""
 
 
+@hookspec
+def ferrite_health() -> str | None:
+    """A problem that makes this node not ready (a server the plugin needs cannot be
+    reached), with any credentials masked, or None. Called by `/readyz` in a worker thread,
+    never by the chain; answer within a second or two and cache."""
+
+
 # --- The chain: once per hit, in this order ------------------------------------------------
 
 

@@ -181,6 +181,9 @@ def create_app(config: Config, *, pipeline: Pipeline | None = None) -> QuartTrio
             problems.append("the queue is full")
         if stream.closed:
             problems.append("shutting down")
+        if pipeline.started:  # the plugins' own checks (a database away with no hit yet)
+            health = await trio.to_thread.run_sync(pipeline.plugins.hook.ferrite_health)
+            problems.extend(p for p in health if p)
         spooled = await trio.to_thread.run_sync(pipeline.spool.counts) if pipeline.spool else {}
         body = {"ready": not problems, "problems": problems, "queue_depth": stream.depth(),
                 "dead_letters": spooled}

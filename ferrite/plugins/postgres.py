@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -41,6 +42,8 @@ from ferrite.plugins.postgres_stats import (
 )
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,40}$"
+#: How long a health answer is kept (ferrite_health).
+HEALTH_SECONDS = 2.0
 _IDENTIFIER = re.compile(IDENTIFIER)
 COLUMN_TYPES = {"ts": "timestamptz NOT NULL", "props": "jsonb", "id": "text NOT NULL",
                 "site": "text NOT NULL", "name": "text NOT NULL"}
@@ -95,6 +98,7 @@ class PostgresSink:
         self._extra: list[str] = []
         self._lock = threading.Lock()
         self._maintained: date | None = None
+        self._health: tuple[float, str | None] = (-HEALTH_SECONDS, None)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -286,6 +290,26 @@ class PostgresSink:
             for row in rows:
                 copy.write_row(row)
 
+
+    @hookimpl
+    def ferrite_health(self) -> str | None:
+        """A ping at most every HEALTH_SECONDS (load balancers poll /readyz often)."""
+        now = time.monotonic()
+        if now - self._health[0] < HEALTH_SECONDS:
+            return self._health[1]
+        problem = None
+        if self.pool is None:
+            problem = "the postgres sink is not open"
+        else:
+            try:
+                with self.pool.connection(timeout=1) as conn:
+                    conn.execute("SELECT 1")
+                    conn.rollback()
+            except (PoolTimeout, psycopg.Error) as exc:
+                problem = (f"PostgreSQL at {masked(self.settings.url)} cannot be reached: "
+                           f"{type(exc).__name__}")
+        self._health = (time.monotonic(), problem)
+        return problem
 
     @hookimpl
     def ferrite_stats_store(self) -> PostgresStats:
