@@ -421,3 +421,16 @@ def test_referrers_and_sources_from_odd_but_real_referrers(db):
             "Example.com", "Gmail", "Google", "Twitter", "ftp:"]
     finally:
         eng.close()
+
+
+def test_times_count_in_whole_milliseconds_on_every_store(db):
+    """SQLite keeps milliseconds; PostgreSQL keeps microseconds and counts them cut to
+    milliseconds, so a gap of 30 minutes and 0.5 ms is one visit on both."""
+    write(db, [event("2026-03-01T10:00:00.000400Z", "A", "/a"),
+               event("2026-03-01T10:30:00.000900Z", "A", "/b")])
+    eng = engine(db)
+    try:
+        assert run(eng, metrics=["visits", "visit_duration"],
+                   date_range=["2026-03-01", "2026-03-01"]) == [([], [1, 1800])]
+    finally:
+        eng.close()

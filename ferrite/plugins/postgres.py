@@ -37,10 +37,11 @@ from ferrite.plugins.postgres_stats import (
     SCHEMA_LOCK,
     PostgresStats,
     create_schema,
-    hours_of,
     mark_changed,
 )
+from ferrite.plugins.sql_stats import hour_labels
 
+EPOCH = date(1970, 1, 1)
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,40}$"
 #: How long a health answer is kept (ferrite_health).
 HEALTH_SECONDS = 2.0
@@ -80,10 +81,6 @@ class Settings(Table):
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError(f"url must start with postgresql:// (got {masked(value)!r})")
         return value
-
-
-def _day(ts: datetime) -> date:
-    return ts.astimezone(UTC).date()
 
 
 def _hour(ts: datetime) -> str:
@@ -234,7 +231,9 @@ class PostgresSink:
             today = datetime.now(UTC).date()
             if self._maintained != today:
                 self._maintain(today)
-            self._ensure_partitions([_day(e.ts) for e in events])
+            hours = {(e.site, int(e.ts.timestamp()) // 3600) for e in events}
+            self._ensure_partitions([EPOCH + timedelta(days=d)
+                                     for d in {h // 24 for _, h in hours}])
             if any(e.extra for e in events):
                 self._add_extra_columns(events)
             extras = list(self._extra)
@@ -249,7 +248,7 @@ class PostgresSink:
                         self._copy(cur, sql.SQL("COPY {} ({}) FROM STDIN").format(
                             self._table(), ident), rows)
                         # rollups counted before this write must not be read any more
-                        mark_changed(conn, hours_of(events))
+                        mark_changed(conn, hour_labels(hours))
                     return len(rows)
                 except psycopg.errors.UniqueViolation:
                     pass  # some are stored already (a replay, a retry): skip those
@@ -276,9 +275,9 @@ class PostgresSink:
 
     @staticmethod
     def _row(e: Event, extras: list[str]) -> tuple[Any, ...]:
-        # milliseconds, as the SQLite store keeps them, so both count visits the same
-        ts = e.ts.replace(microsecond=e.ts.microsecond // 1000 * 1000)
-        return (e.id, ts, e.site, e.name, e.path, e.referrer, e.source, e.utm_source,
+        # the full microseconds: the stats count in whole milliseconds (floor), as SQLite
+        # stores them, so both split visits the same
+        return (e.id, e.ts, e.site, e.name, e.path, e.referrer, e.source, e.utm_source,
                 e.utm_medium, e.utm_campaign, e.session, e.browser, e.os, e.device,
                 json.dumps(e.props, ensure_ascii=False) if e.props else None,
                 *[None if e.extra.get(c) is None else str(e.extra[c]) for c in extras])

@@ -24,7 +24,7 @@ from psycopg import sql
 from ferrite.core.event import STORED_FIELDS
 from ferrite.plugins.postgres_pool import LazyPool
 from ferrite.plugins.referrer_sources import NAMES
-from ferrite.plugins.sql_stats import SqlStats, hours_of, key_record
+from ferrite.plugins.sql_stats import SqlStats, key_record
 from ferrite.stats.model import QueryError
 from ferrite.stats.store import KeyRecord, QueryTimeout, TimeBuckets
 
@@ -105,7 +105,8 @@ class PostgresStats(SqlStats):
     page_sql = PAGE
     referrer_sql = REFERRER
     source_sql = SOURCE
-    ms_sql = "(extract(epoch FROM e.ts) * 1000)::bigint"
+    # whole milliseconds, cut as SQLite stores them
+    ms_sql = "floor(extract(epoch FROM e.ts) * 1000)::bigint"
     temp_schema = "pg_temp"
     collate = ' COLLATE "C"'
     # only objects have keys (a stranger's props could be any JSON)
@@ -285,4 +286,4 @@ class PostgresStats(SqlStats):
                                (datetime.now(UTC).isoformat(timespec="seconds"), key_id)) > 0
 
 
-__all__ = ["SCHEMA", "SCHEMA_LOCK", "PostgresStats", "create_schema", "hours_of", "mark_changed"]
+__all__ = ["SCHEMA", "SCHEMA_LOCK", "PostgresStats", "create_schema", "mark_changed"]

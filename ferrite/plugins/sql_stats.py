@@ -554,10 +554,9 @@ def key_record(row: tuple[Any, ...]) -> KeyRecord:
                      datetime.fromisoformat(row[5]) if row[5] else None)
 
 
-def hours_of(events: Any) -> set[tuple[str, str]]:
-    """The (site, UTC hour 'YYYY-MM-DDTHH') of each event, the rollups' generations
-    (formatted once per hour, not per event: this runs on every batch)."""
-    hours = {(e.site, int(e.ts.timestamp()) // 3600) for e in events}
+def hour_labels(hours: set[tuple[str, int]]) -> set[tuple[str, str]]:
+    """(site, hours since 1970) as (site, 'YYYY-MM-DDTHH'): formatted once per hour, not
+    per event (this runs on every batch)."""
     return {(site, datetime.fromtimestamp(h * 3600, UTC).strftime("%Y-%m-%dT%H"))
             for site, h in hours}
 
