@@ -209,12 +209,7 @@ class PostgresStats(SqlStats):
     def local_time_sql(self, buckets: TimeBuckets | None, params: list[Any]) -> str:
         if buckets is None or all(s == 0 for _, s in buckets.offsets):
             return "(ts AT TIME ZONE 'UTC')"
-        cases = []
-        for at, seconds in reversed(buckets.offsets[1:]):
-            params.append(at.astimezone(UTC))
-            cases.append(f"WHEN ts >= {self.ph(len(params))} THEN {seconds:d}")
-        first = buckets.offsets[0][1]
-        shift = f"CASE {' '.join(cases)} ELSE {first:d} END" if cases else f"{first:d}"
+        shift = self.offset_sql(buckets, params, str)
         return f"((ts AT TIME ZONE 'UTC') + ({shift}) * interval '1 second')"
 
     def time_label_sql(self, dim: str, local: str) -> str:

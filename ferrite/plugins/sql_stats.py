@@ -104,6 +104,16 @@ class SqlStats:
         """Local wall time of `ts`, from the offsets' segments."""
         raise NotImplementedError
 
+    def offset_sql(self, buckets: TimeBuckets, params: list[Any],
+                   literal: Callable[[int], str]) -> str:
+        """The zone's offset at `ts` (as `literal(seconds)`), from the offsets' segments."""
+        cases = []
+        for at, seconds in reversed(buckets.offsets[1:]):
+            params.append(self.time_param(at))
+            cases.append(f"WHEN ts >= {self.ph(len(params))} THEN {literal(seconds)}")
+        first = literal(buckets.offsets[0][1])
+        return f"CASE {' '.join(cases)} ELSE {first} END" if cases else first
+
     def time_label_sql(self, dim: str, local: str) -> str:
         raise NotImplementedError
 

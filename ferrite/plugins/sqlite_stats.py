@@ -231,13 +231,7 @@ class SqliteStats(SqlStats):
         """'YYYY-MM-DD HH:MM:SS' text."""
         if buckets is None or all(s == 0 for _, s in buckets.offsets):
             return "replace(substr(ts, 1, 19), 'T', ' ')"
-        cases = []
-        for at, seconds in reversed(buckets.offsets[1:]):
-            params.append(_iso(at))
-            cases.append(f"WHEN ts >= ?{len(params)} THEN '{seconds:+d} seconds'")
-        first = buckets.offsets[0][1]
-        return f"datetime(ts, CASE {' '.join(cases)} ELSE '{first:+d} seconds' END)" if cases \
-            else f"datetime(ts, '{first:+d} seconds')"
+        return f"datetime(ts, {self.offset_sql(buckets, params, _seconds)})"
 
     def time_label_sql(self, dim: str, local: str) -> str:
         return {"time:hour": f"substr({local}, 1, 13) || ':00:00'",
@@ -313,6 +307,10 @@ class SqliteStats(SqlStats):
     def revoke_key(self, key_id: str) -> bool:
         return self._write("UPDATE stats_keys SET revoked = ? WHERE id = ? AND revoked IS NULL",
                            (datetime.now(UTC).isoformat(timespec="seconds"), key_id)) > 0
+
+
+def _seconds(offset: int) -> str:
+    return f"'{offset:+d} seconds'"
 
 
 def mark_changed(conn: sqlite3.Connection, hours: set[tuple[str, str]]) -> None:
