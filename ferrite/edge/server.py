@@ -19,7 +19,7 @@ import sys
 import tempfile
 from datetime import timedelta
 from functools import partial
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 import trio
 from hypercorn.config import Config as HyperConfig
@@ -203,24 +203,28 @@ def _startup_failure(exc: BaseException) -> str | None:
     """The message of a failed start (hypercorn's LifespanFailureError, wrapped by trio)."""
     from hypercorn.utils import LifespanFailureError
 
-    if isinstance(exc, LifespanFailureError):
-        quoted = re.search(r"'(.*)'$", str(exc), re.S)
-        return f"the node could not start: {quoted[1] if quoted else exc}"
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _startup_failure(inner)
-            if found is not None:
-                return found
-    return None
+    failure = _inner(exc, LifespanFailureError)
+    if failure is None:
+        return None
+    quoted = re.search(r"'(.*)'$", str(failure), re.S)
+    return f"the node could not start: {quoted[1] if quoted else failure}"
 
 
 def _os_error(exc: BaseException) -> OSError | None:
     """The OSError behind a failed bind, also when trio wraps it in an exception group."""
-    if isinstance(exc, OSError):
+    return _inner(exc, OSError)
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def _inner(exc: BaseException, kind: type[E]) -> E | None:
+    """`exc` if it is a `kind`, else the first `kind` in its (nested) exception groups."""
+    if isinstance(exc, kind):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
-            found = _os_error(inner)
+            found = _inner(inner, kind)
             if found is not None:
                 return found
     return None
