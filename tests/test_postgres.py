@@ -105,8 +105,26 @@ def test_nodes_starting_at_once_make_one_schema(url):
         t.join()
     assert not errors, errors
     assert len(partitions(url)) == 6
+    assert rows(url, "SELECT component, version FROM ferrite_schema ORDER BY 1") == [
+        ("events:events", 1), ("stats", 1)]
     for s in sinks:
         s.ferrite_shutdown()
+
+
+def test_a_node_older_than_its_database_refuses_to_start(url):
+    """A rolling upgrade half done: the database was migrated further than this node knows;
+    it must not write into a schema it does not know."""
+    from ferrite.plugins.postgres_schema import SchemaTooNew
+
+    sink(url).ferrite_shutdown()
+    with psycopg.connect(url) as conn:
+        conn.execute("UPDATE ferrite_schema SET version = 7 WHERE component = 'stats'")
+    with pytest.raises(SchemaTooNew, match="stats is at version 7, newer than this Ferrite "
+                                           "knows \\(1\\): upgrade this node"):
+        sink(url)
+    started_again = PostgresSink(Settings(url=url, table="other"))
+    with pytest.raises(SchemaTooNew):
+        started_again.ferrite_startup()
 
 
 def test_credentials_never_show(url):

@@ -90,6 +90,8 @@ def test_three_nodes_start_at_once_and_answer_as_one(tmp_path):
     with fresh_database() as url, nodes(tmp_path, url) as (servers, folders):
         # one schema: one events table, one salt per day, each partition once
         assert query(url, "SELECT count(*) FROM pg_class WHERE relname = 'events'") == [(1,)]
+        migrated = dict(query(url, "SELECT component, version FROM ferrite_schema"))
+        assert {"events:events": 1, "stats": 1, "salts": 1}.items() <= migrated.items()
         days = [d for (d,) in query(url, "SELECT day FROM ferrite_salts ORDER BY day")]
         assert len(days) == len(set(days)) == 2  # today's, and tomorrow's made ahead
         for server in servers:

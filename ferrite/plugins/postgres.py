@@ -33,12 +33,8 @@ from ferrite.core.delivery import FatalSinkError, RetryableSinkError
 from ferrite.core.event import STORED_FIELDS, Event
 from ferrite.core.hookspecs import hookimpl
 from ferrite.plugins.postgres_accounts import PostgresAccounts
-from ferrite.plugins.postgres_stats import (
-    SCHEMA_LOCK,
-    PostgresStats,
-    create_schema,
-    mark_changed,
-)
+from ferrite.plugins.postgres_schema import lock, migrate, statements
+from ferrite.plugins.postgres_stats import PostgresStats, create_schema, mark_changed
 from ferrite.plugins.sql_stats import hour_labels
 
 EPOCH = date(1970, 1, 1)
@@ -130,14 +126,15 @@ class PostgresSink:
         columns = sql.SQL(", ").join(
             sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(COLUMN_TYPES.get(c, "text")))
             for c in STORED_FIELDS)
+        steps = [statements(  # 1: the partitioned table and its index
+            sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY (id, ts)) "
+                    "PARTITION BY RANGE (ts)").format(self._table(), columns),
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (site, ts)").format(
+                self._table("_site_ts"), self._table()))]
         with self._conn() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY (id, ts)) "
-                                 "PARTITION BY RANGE (ts)").format(self._table(), columns))
-            conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (site, ts)").format(
-                self._table("_site_ts"), self._table()))
-            self._extra = self._extra_columns(conn)
+            migrate(conn, f"events:{self.settings.table}", steps)
             create_schema(conn)
+            self._extra = self._extra_columns(conn)
         self._maintain(datetime.now(UTC).date())
 
     def _extra_columns(self, conn: psycopg.Connection) -> list[str]:
@@ -163,7 +160,7 @@ class PostgresSink:
         if not missing:
             return
         with self._conn() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            lock(conn)
             existing = {r[0] for r in conn.execute(
                 "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                 "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s AND c.relkind = 'r'",
@@ -181,7 +178,7 @@ class PostgresSink:
     def _drop_before(self, first_kept: date) -> int:
         dropped = 0
         with self._conn() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            lock(conn)
             names = [r[0] for r in conn.execute(
                 "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                 "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s AND c.relkind = 'r'",
@@ -203,7 +200,7 @@ class PostgresSink:
                 raise FatalSinkError(f"an enricher set event.extra[{key!r}], which cannot be "
                                      f"a column name; use letters, digits and underscores")
         with self._conn() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            lock(conn)
             for key in sorted(wanted):
                 conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} text").format(
                     self._table(), sql.Identifier(key)))

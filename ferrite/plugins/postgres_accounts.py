@@ -19,6 +19,7 @@ import psycopg
 
 from ferrite.accounts.store import Session, Share, User
 from ferrite.plugins.postgres_pool import LazyPool
+from ferrite.plugins.postgres_schema import migrate, statements
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts_users (
@@ -37,8 +38,9 @@ CREATE TABLE IF NOT EXISTS accounts_shares (
     revoked timestamptz);
 CREATE TABLE IF NOT EXISTS accounts_secrets (name text PRIMARY KEY, value bytea NOT NULL);
 """
-#: pg_advisory_xact_lock keys: the schema, and the first admin's creation.
-SCHEMA_LOCK = 0x6163636F756E74  # "account"
+#: The accounts' schema changes, in order (postgres_schema.migrate).
+STEPS = [statements(SCHEMA)]
+#: pg_advisory_xact_lock key of the first admin's creation.
 FIRST_ADMIN_LOCK = 0x61646D696E  # "admin"
 
 
@@ -63,8 +65,7 @@ class PostgresAccounts:
         with self.pool.connection() as conn:
             if not self._ready:
                 with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                    conn.execute(SCHEMA)
+                    migrate(conn, "accounts", STEPS)
                 self._ready = True
             with conn.transaction():
                 yield conn

@@ -23,13 +23,12 @@ from psycopg import sql
 
 from ferrite.core.event import STORED_FIELDS
 from ferrite.plugins.postgres_pool import LazyPool
+from ferrite.plugins.postgres_schema import migrate, statements
 from ferrite.plugins.referrer_sources import NAMES
 from ferrite.plugins.sql_stats import SqlStats, key_record
 from ferrite.stats.model import QueryError
 from ferrite.stats.store import KeyRecord, QueryTimeout, TimeBuckets
 
-#: pg_advisory_xact_lock key of schema changes ("ferrite" in ASCII), shared by the sink.
-SCHEMA_LOCK = 0x66657272697465
 #: The read side's tables; made by whichever of the sink and the store starts first,
 #: under the sink's schema lock.
 SCHEMA = """
@@ -72,9 +71,14 @@ def source_function() -> sql.Composed:
     ).format(sql.Literal(names))
 
 
+#: The read side's schema changes, in order (postgres_schema.migrate).
+STEPS = [statements(SCHEMA)]
+
+
 def create_schema(conn: psycopg.Connection) -> None:
-    """The read side's tables and function; the caller holds the schema lock."""
-    conn.execute(SCHEMA)
+    """The read side's tables, then its function (every start: the names follow the
+    code). Call inside a transaction."""
+    migrate(conn, "stats", STEPS)
     conn.execute(source_function())
 
 
@@ -154,7 +158,6 @@ class PostgresStats(SqlStats):
             stats = conn.execute("SELECT to_regclass('stats_keys') IS NOT NULL").fetchone()
             if not (stats and stats[0]):
                 with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
                     create_schema(conn)
             conn.commit()
             if exists and exists[0]:
@@ -281,4 +284,4 @@ class PostgresStats(SqlStats):
                                (datetime.now(UTC).isoformat(timespec="seconds"), key_id)) > 0
 
 
-__all__ = ["SCHEMA", "SCHEMA_LOCK", "PostgresStats", "create_schema", "mark_changed"]
+__all__ = ["SCHEMA", "PostgresStats", "create_schema", "mark_changed"]

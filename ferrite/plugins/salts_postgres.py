@@ -20,9 +20,12 @@ import psycopg
 
 from ferrite.core.delivery import RetryableSinkError
 from ferrite.plugins.postgres import masked
+from ferrite.plugins.postgres_schema import migrate, statements
 from ferrite.plugins.salts import ONE_DAY, SALT_BYTES, utc_today
 
-SCHEMA_LOCK = 0x73616C7473  # "salts"
+#: The salts' schema changes, in order (postgres_schema.migrate).
+STEPS = [statements("CREATE TABLE IF NOT EXISTS ferrite_salts "
+                    "(day date PRIMARY KEY, salt bytea NOT NULL)")]
 #: Seconds between attempts to reach the database for a rotation after a failed one.
 RETRY_SECONDS = 5.0
 
@@ -44,10 +47,12 @@ class PostgresSaltStore:
         except psycopg.OperationalError as exc:
             raise RetryableSinkError(f"cannot connect to PostgreSQL at {masked(self.url)} "
                                      f"for the session salts: {type(exc).__name__}") from None
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            conn.execute("CREATE TABLE IF NOT EXISTS ferrite_salts "
-                         "(day date PRIMARY KEY, salt bytea NOT NULL)")
+        try:
+            with conn.transaction():
+                migrate(conn, "salts", STEPS)
+        except BaseException:
+            conn.close()
+            raise
         self._conn = conn
         self.rotate()
 
