@@ -226,3 +226,34 @@ def test_serve_without_its_database_exits_with_one_line_not_a_traceback(tmp_path
     assert "Traceback" not in text and "hunter2" not in text
     assert "the node could not start: cannot connect to PostgreSQL at " \
            "postgresql://u:***@127.0.0.1:1/x" in text
+
+
+def test_nodes_building_rollups_at_once_count_each_day_once(url):
+    """Every node runs a rollup builder; on one database one builds, the others skip."""
+    from ferrite.plugins.postgres_stats import PostgresStats
+
+    from .stats_helpers import PgDatabase, event, write
+
+    write(PgDatabase(url), [event(f"2026-03-{d:02d}T10:00:00Z", f"s{d}", "/")
+                            for d in range(1, 21)])
+    stores = [PostgresStats(url) for _ in range(3)]
+    built, errors = [], []
+    barrier = threading.Barrier(3)
+
+    def build(store: PostgresStats) -> None:
+        barrier.wait()
+        try:
+            built.append(store.build(now=datetime(2026, 4, 1, tzinfo=UTC)))
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert sum(built) == 20 and sorted(built)[-1] == 20
+    assert stores[0].build(now=datetime(2026, 4, 1, tzinfo=UTC)) == 0  # all current
+    for store in stores:
+        store.close()

@@ -29,6 +29,8 @@ from ferrite.plugins.sql_stats import SqlStats, key_record
 from ferrite.stats.model import QueryError
 from ferrite.stats.store import KeyRecord, QueryTimeout, TimeBuckets
 
+#: pg_try_advisory_lock key of rollup builds ("rollups").
+BUILD_LOCK = 0x726F6C6C757073
 #: The read side's tables; made by whichever of the sink and the store starts first,
 #: under the sink's schema lock.
 SCHEMA = """
@@ -192,6 +194,25 @@ class PostgresStats(SqlStats):
             (ts,) = conn.execute(f"SELECT min(ts) FROM {self.quote(self.table)} WHERE "
                                  f"site = %(p1)s", [site]).fetchone()
         return ts
+
+    def build(self, **kwargs: Any) -> int:
+        """One node builds at a time (every node runs a builder): the others skip the
+        round rather than count the same days twice and collide on their rows."""
+        if not self._events_exist():
+            return 0
+        with self.pool.connection() as conn:
+            conn.autocommit = True  # a session lock, held while this build runs
+            try:
+                (mine,) = conn.execute("SELECT pg_try_advisory_lock(%s)",
+                                       (BUILD_LOCK,)).fetchone()  # type: ignore[misc]
+                if not mine:
+                    return 0
+                try:
+                    return super().build(**kwargs)
+                finally:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (BUILD_LOCK,))
+            finally:
+                conn.autocommit = False
 
     # --- the PostgreSQL dialect -------------------------------------------------------
 
