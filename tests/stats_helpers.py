@@ -45,7 +45,7 @@ class PgDatabase:
 
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute("DROP TABLE IF EXISTS events, stats_rollup, stats_days, stats_hours, "
-                         "stats_keys CASCADE")
+                         "stats_keys, ferrite_schema CASCADE")
 
 
 Target = Path | PgDatabase
