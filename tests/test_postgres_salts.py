@@ -111,3 +111,36 @@ def test_one_visitor_across_two_nodes_is_one_session(url, tmp_path):
     assert [p for p, _ in sessions] == ["/a", "/b"]
     assert sessions[0][1] == sessions[1][1]
     assert not (tmp_path / "a" / "ferrite.db").exists()  # nothing local was needed
+
+
+def test_a_midnight_while_the_database_is_away_keeps_sessions_whole(url, monkeypatch):
+    """The salts a node read ahead carry it over a midnight in an outage; once the database
+    is back the rotation it missed runs, and the old salt goes."""
+    import ferrite.plugins.salts_postgres as module
+    from ferrite.core.delivery import RetryableSinkError
+
+    from .test_postgres_outage import pg_ctl
+
+    monkeypatch.setattr(module, "RETRY_SECONDS", 0.0)
+    day = date(2026, 3, 10)
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE ferrite_salts (day date PRIMARY KEY, salt bytea NOT NULL)")
+        conn.execute("INSERT INTO ferrite_salts VALUES (%s, %s)", (day - timedelta(1), b"y" * 16))
+    clock = Clock(day)
+    store = PostgresSaltStore(url, clock)
+    store.open()
+    try:
+        before = {d: store.salt_for(d) for d in (day - timedelta(1), day, day + timedelta(1))}
+        pg_ctl("stop")
+        try:
+            clock.day = day + timedelta(1)  # midnight, with the database away
+            assert store.salt_for(day + timedelta(1)) == before[day + timedelta(1)]
+            assert store.salt_for(day) == before[day]
+            with pytest.raises(RetryableSinkError, match="unavailable"):
+                store.rotate()
+        finally:
+            pg_ctl("start")
+        assert store.salt_for(day + timedelta(1)) == before[day + timedelta(1)]  # rotates now
+        assert date(2026, 3, 9) not in store.stored_days()
+    finally:
+        store.close()

@@ -119,6 +119,11 @@ class PostgresSaltStore:
             conn.execute("VACUUM ferrite_salts")  # no dead tuple keeps an old salt's bytes
         for day in (today, today + ONE_DAY):  # tomorrow's made ahead: midnight finds it
             self._salts[day] = self._stored(day)  # and so does a node cut off from it
+        row = conn.execute("SELECT salt FROM ferrite_salts WHERE day = %s",
+                           (yesterday,)).fetchone()
+        if row is not None:  # late hits of yesterday keep their sessions in an outage too
+            self._salts[yesterday] = bytes(row[0])
+            self._shared.add(yesterday)
         self._today = today
 
     def _stored(self, day: date) -> bytes:
