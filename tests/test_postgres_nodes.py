@@ -269,7 +269,20 @@ def test_a_node_started_before_its_database_waits_for_it(tmp_path):
 
 
 def test_a_node_is_not_ready_while_its_database_is_away_even_without_hits(tmp_path):
-    with fresh_database() as url, nodes(tmp_path, url, 1) as ((server,), _):
+    """No hit has to fail first: /readyz pings the database. Reads answer 503 naming it,
+    the password masked, and everything is back once the database is."""
+    with fresh_database() as url, nodes(tmp_path, url, 1) as ((server,), (folder,)):
+        out = ferrite(folder, "keys", "create", "--site", "ex.com")
+        assert out.returncode == 0, out.stderr
+        api = {"Authorization": f"Bearer {out.stdout.strip()}"}
+        body = {"site_id": "ex.com", "metrics": ["visitors"], "date_range": "day"}
+        assert ferrite(folder, "users", "add", "ann@example.com", "--role", "admin",
+                       "--password-stdin", stdin="a-long-password\n").returncode == 0
+        browser = httpx.Client(base_url=server.url, timeout=30)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/login").text)[1]
+        browser.post("/login", data={"email": "ann@example.com",
+                                     "password": "a-long-password", "csrf": csrf})
+        assert browser.get("/dashboard/ex.com/?period=day").status_code == 200
         assert httpx.get(server.url + "/readyz", timeout=10).status_code == 200
         pg_ctl("stop")
         try:
@@ -278,7 +291,18 @@ def test_a_node_is_not_ready_while_its_database_is_away_even_without_hits(tmp_pa
             assert ready.status_code == 503
             (problem,) = ready.json()["problems"]
             assert "cannot be reached" in problem and "postgres:***@" in problem
+            answer = httpx.post(server.url + "/api/v2/query", json=body, headers=api,
+                                timeout=30)
+            assert answer.status_code == 503 and answer.headers["Retry-After"]
+            assert "postgres:***@" in answer.json()["error"]
+            page = browser.get("/dashboard/ex.com/?period=day")
+            assert page.status_code == 503 and "cannot be reached" in page.text
+            assert "hunter2" not in answer.text + page.text + ready.text
         finally:
             pg_ctl("start")
         time.sleep(2.5)
         assert httpx.get(server.url + "/readyz", timeout=10).status_code == 200
+        assert httpx.post(server.url + "/api/v2/query", json=body, headers=api,
+                          timeout=30).status_code == 200
+        assert browser.get("/dashboard/ex.com/?period=day").status_code == 200
+        browser.close()

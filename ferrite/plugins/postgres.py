@@ -98,10 +98,12 @@ class PostgresSink:
     @hookimpl
     def ferrite_startup(self) -> None:
         s = self.settings
+        # connections are checked before use: after a server restart the idle ones are
+        # dead, and a batch should not spend its retries finding that out
         self.pool = ConnectionPool(s.url, min_size=1, max_size=s.pool_size, open=False,
                                    kwargs={"connect_timeout": int(s.connect_timeout_seconds),
                                            "autocommit": False},
-                                   name="ferrite")
+                                   name="ferrite", check=ConnectionPool.check_connection)
         try:
             self.pool.open(wait=True, timeout=s.connect_timeout_seconds)
         except Exception as exc:

@@ -28,9 +28,12 @@ class LazyPool:
     def _open(self) -> ConnectionPool:
         with self._lock:
             if self._pool is None:
+                # checked before each use: after a server restart the idle connections
+                # are dead, and a read should not fail for that
                 self._pool = ConnectionPool(
                     self.url, min_size=1, max_size=self.size, open=False, name=self.name,
-                    kwargs={"connect_timeout": max(1, int(self.timeout))})
+                    kwargs={"connect_timeout": max(1, int(self.timeout))},
+                    check=ConnectionPool.check_connection)
                 self._pool.open(wait=False)
             return self._pool
 
