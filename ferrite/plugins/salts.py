@@ -26,6 +26,11 @@ def utc_today() -> date:
 
 
 class SaltStore:
+    """The cache and the window; `PostgresSaltStore` shares them with its own table."""
+
+    #: How far ahead of today a day's salt is kept in the table (made ahead or not).
+    ahead = timedelta(0)
+
     def __init__(self, path: str, clock: Callable[[], date] = utc_today) -> None:
         self.path = path
         self.clock = clock
@@ -62,13 +67,19 @@ class SaltStore:
         with self._lock:
             today = self.clock()
             if today != self._today:
-                self._rotate_locked(today)
+                self._try_rotate(today)
             salt = self._salts.get(day)
             if salt is None:
-                salt = (self._stored(day) if today - ONE_DAY <= day <= today
+                salt = (self._read(day) if today - ONE_DAY <= day <= today + self.ahead
                         else os.urandom(SALT_BYTES))
                 self._salts[day] = salt
             return salt
+
+    def _try_rotate(self, today: date) -> None:
+        self._rotate_locked(today)
+
+    def _read(self, day: date) -> bytes:
+        return self._stored(day)
 
     def rotate(self) -> None:
         """Destroy every salt older than yesterday, in memory and on disk."""

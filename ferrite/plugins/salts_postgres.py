@@ -11,7 +11,6 @@ bytes do not linger in dead tuples (docs/deploy.md says what WAL and backups kee
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
 from datetime import date
@@ -21,7 +20,7 @@ import psycopg
 from ferrite.core.delivery import RetryableSinkError
 from ferrite.plugins.postgres import masked
 from ferrite.plugins.postgres_schema import migrate, statements
-from ferrite.plugins.salts import ONE_DAY, SALT_BYTES, utc_today
+from ferrite.plugins.salts import ONE_DAY, SALT_BYTES, SaltStore, utc_today
 
 #: The salts' schema changes, in order (postgres_schema.migrate).
 STEPS = [statements("CREATE TABLE IF NOT EXISTS ferrite_salts "
@@ -30,15 +29,14 @@ STEPS = [statements("CREATE TABLE IF NOT EXISTS ferrite_salts "
 RETRY_SECONDS = 5.0
 
 
-class PostgresSaltStore:
+class PostgresSaltStore(SaltStore):
+    ahead = ONE_DAY
+
     def __init__(self, url: str, clock: Callable[[], date] = utc_today) -> None:
+        super().__init__(url, clock)
         self.url = url
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._conn: psycopg.Connection | None = None
-        self._salts: dict[date, bytes] = {}
+        self._conn: psycopg.Connection | None = None  # type: ignore[assignment]
         self._shared: set[date] = set()  # days whose cached salt came from the table
-        self._today: date | None = None
         self._next_try = 0.0
 
     def open(self) -> None:
@@ -56,32 +54,15 @@ class PostgresSaltStore:
         self._conn = conn
         self.rotate()
 
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-            self._salts.clear()
-
-    def salt_for(self, day: date) -> bytes:
-        salt = self._salts.get(day)
-        if salt is not None and self._today == self.clock():
-            return salt
-        with self._lock:
-            today = self.clock()
-            if today != self._today and time.monotonic() >= self._next_try:
-                try:
-                    self._rotate_locked(today)
-                except psycopg.OperationalError:
-                    # the database is away: go on with the salts read ahead, retry soon
-                    self._next_try = time.monotonic() + RETRY_SECONDS
-                    self._drop_connection()
-            salt = self._salts.get(day)
-            if salt is None:
-                salt = (self._read(day) if today - ONE_DAY <= day <= today + ONE_DAY
-                        else os.urandom(SALT_BYTES))
-                self._salts[day] = salt
-            return salt
+    def _try_rotate(self, today: date) -> None:
+        if time.monotonic() < self._next_try:
+            return
+        try:
+            self._rotate_locked(today)
+        except psycopg.OperationalError:
+            # the database is away: go on with the salts read ahead, retry soon
+            self._next_try = time.monotonic() + RETRY_SECONDS
+            self._drop_connection()
 
     def rotate(self) -> None:
         """Raises RetryableSinkError while the database cannot be reached."""
@@ -104,7 +85,7 @@ class PostgresSaltStore:
     def stored_days(self) -> list[date]:
         with self._lock:
             rows = self._db().execute("SELECT day FROM ferrite_salts ORDER BY day").fetchall()
-        return [r[0] for r in rows]
+        return [r[0] for r in rows]  # dates already (SQLite's are text)
 
     def _rotate_locked(self, today: date) -> None:
         yesterday = today - ONE_DAY
@@ -135,7 +116,7 @@ class PostgresSaltStore:
                                (day,)).fetchone()
         return bytes(salt)
 
-    def _db(self) -> psycopg.Connection:
+    def _db(self) -> psycopg.Connection:  # type: ignore[override]
         if self._conn is None:
             raise RuntimeError("the salt store is not open: ferrite_startup has not run")
         if self._conn.closed or self._conn.broken:  # the server restarted: connect again

@@ -44,7 +44,7 @@ class Sessions:
         if url is not None:
             from ferrite.plugins.salts_postgres import PostgresSaltStore
 
-            self.salts: SaltStore | PostgresSaltStore = PostgresSaltStore(url)
+            self.salts: SaltStore = PostgresSaltStore(url)
         else:
             self.salts = SaltStore(path or DEFAULT_DATABASE)
         self._timer: threading.Timer | None = None
