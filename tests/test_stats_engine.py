@@ -434,3 +434,22 @@ def test_times_count_in_whole_milliseconds_on_every_store(db):
                    date_range=["2026-03-01", "2026-03-01"]) == [([], [1, 1800])]
     finally:
         eng.close()
+
+
+def test_case_insensitive_filters_fold_every_letter_not_only_ascii(db):
+    """Visitors' paths are in every script: ÜBER and über are one page when the query asks
+    for no case, on every store."""
+    write(db, [event("2026-03-01T10:00:00Z", "A", "/ÜBER-uns"),
+               event("2026-03-01T10:05:00Z", "B", "/über-uns"),
+               event("2026-03-01T10:10:00Z", "C", "/ΣΟΦΙΑ")])
+    eng = engine(db)
+    try:
+        for flt in (["is", "event:page", ["/über-uns"], {"case_sensitive": False}],
+                    ["contains", "event:page", ["ÜBER"], {"case_sensitive": False}]):
+            assert run(eng, metrics=["visitors"], filters=[flt],
+                       date_range=["2026-03-01", "2026-03-01"]) == [([], [2])], flt
+        assert run(eng, metrics=["visitors"], date_range=["2026-03-01", "2026-03-01"],
+                   filters=[["contains", "event:page", ["σοφ"], {"case_sensitive": False}]]
+                   ) == [([], [1])]
+    finally:
+        eng.close()

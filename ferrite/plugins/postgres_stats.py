@@ -12,6 +12,7 @@ backtracking-free, so the statement timeout is what bounds a hostile pattern).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from ferrite.plugins.sql_stats import SqlStats, key_record
 from ferrite.stats.model import QueryError
 from ferrite.stats.store import KeyRecord, QueryTimeout, TimeBuckets
 
+LOG = logging.getLogger("ferrite")
 #: pg_try_advisory_lock key of rollup builds ("rollups").
 BUILD_LOCK = 0x726F6C6C757073
 #: The read side's tables; made by whichever of the sink and the store starts first,
@@ -165,6 +167,12 @@ class PostgresStats(SqlStats):
             if exists and exists[0]:
                 self._extra = self._extra_columns(conn)
                 self._ready = True
+                (folds,) = conn.execute("SELECT lower('ÄΣ') = 'äσ'").fetchone()  # type: ignore[misc]
+                conn.rollback()
+                if not folds:
+                    LOG.warning("this database's LC_CTYPE lowers ASCII letters only, so "
+                                "case-insensitive filters miss other letters; create it "
+                                "with a UTF-8 ctype (C.UTF-8, en_US.UTF-8)")
 
     def _extra_columns(self, conn: psycopg.Connection) -> list[str]:
         rows = conn.execute("SELECT column_name FROM information_schema.columns WHERE "

@@ -123,6 +123,11 @@ class SqlStats:
     def contains_sql(self, target: str, placeholder: str) -> str:
         raise NotImplementedError
 
+    def lower_sql(self, expr: str) -> str:
+        """Lower case as Python's str.lower, which lowers the filter's values: every
+        letter, not only ASCII."""
+        return f"lower({expr})"
+
     def matches_sql(self, col: str, pattern: str, case_sensitive: bool,
                     params: list[Any]) -> str:
         raise NotImplementedError
@@ -460,9 +465,10 @@ FROM per_session {'GROUP BY ' + ', '.join(ks) if ks else ''}"""
             if c.case_sensitive:
                 sql = f"{col} IN ({', '.join(p(v) for v in c.values)})"
             else:
-                sql = f"lower({col}) IN ({', '.join(p(v.lower()) for v in c.values)})"
+                sql = (f"{self.lower_sql(col)} IN "
+                       f"({', '.join(p(v.lower()) for v in c.values)})")
         elif op == "contains":
-            target = col if c.case_sensitive else f"lower({col})"
+            target = col if c.case_sensitive else self.lower_sql(col)
             sql = " OR ".join(self.contains_sql(target, p(v if c.case_sensitive else v.lower()))
                               for v in c.values)
         else:

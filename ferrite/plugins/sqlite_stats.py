@@ -88,6 +88,10 @@ def _source(host: str | None) -> str:
     return source_name(host or "")
 
 
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _q(name: str) -> str:
     return "[" + name.replace("]", "]]") + "]"
 
@@ -116,6 +120,7 @@ class SqliteStats(SqlStats):
                                check_same_thread=False)
         conn.create_function("ferrite_re", 2, _regexp, deterministic=True)
         conn.create_function("ferrite_source", 1, _source, deterministic=True)
+        conn.create_function("ferrite_lower", 1, _lower, deterministic=True)
         with self._lock:
             self._all.append(conn)
         return conn
@@ -249,6 +254,9 @@ class SqliteStats(SqlStats):
 
     def contains_sql(self, target: str, placeholder: str) -> str:
         return f"instr({target}, {placeholder}) > 0"
+
+    def lower_sql(self, expr: str) -> str:
+        return f"ferrite_lower({expr})"  # SQLite's lower() leaves non-ASCII letters as they are
 
     def matches_sql(self, col: str, pattern: str, case_sensitive: bool,
                     params: list[Any]) -> str:
