@@ -126,7 +126,6 @@ class PostgresStats(SqlStats):
                  connect_timeout: float = 10, shown_url: str = "") -> None:
         self.url = url
         self.table = table
-        self.shown_url = shown_url or "PostgreSQL"
         self.pool = LazyPool(url, shown_url or "PostgreSQL", pool_size, connect_timeout,
                              "ferrite-stats")
         self._extra: list[str] | None = None
